@@ -1,0 +1,164 @@
+/*
+ * config.h — sluiced's configuration: one strict YAML file.
+ *
+ * config_load() parses a file into a struct sl_config that the caller owns
+ * and frees with config_free(). Parsing is strict: an unknown key, a value
+ * of the wrong type, an out-of-range number, a bad address or a missing
+ * required key fails with SL_ECONFIG and a message of the form
+ *     "FILE:LINE:COL: what is wrong (hint)"
+ * in the caller's error buffer (LINE and COL are 1-based, pointing at the
+ * offending key or value). Every default lives in config_defaults() and
+ * nowhere else. See configs/sluice.yaml for an annotated example of every
+ * key; docs/config.md is the reference.
+ *
+ * Durations are written "30s", "5m", "2h", "5d", "250ms" or a plain number
+ * of seconds, and stored in milliseconds. Sizes are written "512", "64k",
+ * "25M", "1G" (binary multiples) and stored in bytes. Addresses are
+ * "IPv4:port", "[IPv6]:port"; networks are CIDR ("127.0.0.0/8", "::1/128").
+ */
+#ifndef SL_CONFIG_H
+#define SL_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+enum sl_stream { SL_STREAM_TRANSACTIONAL = 0, SL_STREAM_MARKETING = 1 };
+
+/* A CIDR network, e.g. 198.51.100.0/24. */
+struct sl_cidr {
+	int family; /* AF_INET or AF_INET6 */
+	uint8_t addr[16];
+	int prefix;
+};
+
+/* A tenant that injects mail (the control store takes these over later). */
+struct sl_tenant_cfg {
+	char *name;            /* tenants[].name, required, unique */
+	char *username;        /* tenants[].username, SMTP AUTH identity; default = name */
+	char *password_hash;   /* tenants[].password_hash, from `sluicectl passwd` */
+	enum sl_stream stream; /* tenants[].stream, default stream: transactional */
+	char *pool;            /* tenants[].pool, pool name; default: first pool */
+};
+
+/* An ESMTP listener for tenants' submissions. */
+struct sl_listener_cfg {
+	char *name;                        /* listeners[].name, required */
+	struct sockaddr_storage addr;      /* listeners[].address, required */
+	socklen_t addr_len;
+	char *tls_cert;                    /* listeners[].tls.cert (PEM path); STARTTLS offered when set */
+	char *tls_key;                     /* listeners[].tls.key (PEM path) */
+	struct sl_cidr *relay_networks;    /* listeners[].relay_networks: may send unauthenticated */
+	size_t n_relay_networks;
+	char *relay_tenant;                /* listeners[].relay_tenant: tenant for those; required if networks set */
+};
+
+struct sl_source_ip_cfg {
+	struct sockaddr_storage addr; /* pools[].ips[].address (no port) */
+	socklen_t addr_len;
+	char *ehlo;                   /* pools[].ips[].ehlo, required */
+};
+
+struct sl_pool_cfg {
+	char *name;                   /* pools[].name, required, unique */
+	struct sl_source_ip_cfg *ips; /* pools[].ips, at least one */
+	size_t n_ips;
+};
+
+/* A static route: mail for `domain` goes to host:port instead of its MX. */
+struct sl_route_cfg {
+	char *domain;                 /* routes[].domain; "*" matches every domain */
+	char *host;                   /* routes[].host: IP literal or hostname */
+	uint16_t port;                /* routes[].port, default 25 */
+	bool require_tls;             /* routes[].require_tls, default false */
+};
+
+struct sl_limits_cfg {
+	size_t max_line_length;       /* limits.max_line_length, default 1000 (RFC 5321 text line) */
+	size_t max_message_size;      /* limits.max_message_size, default 25M; advertised in SIZE */
+	unsigned max_recipients;      /* limits.max_recipients, default 1000 */
+	unsigned max_errors;          /* limits.max_errors, default 10, then 421 and close */
+	unsigned max_clients;         /* limits.max_clients, default 10000 concurrent sessions */
+	uint64_t command_timeout_ms;  /* limits.command_timeout, default 5m */
+	uint64_t data_timeout_ms;     /* limits.data_timeout, default 10m */
+};
+
+struct sl_delivery_cfg {
+	uint64_t *retry_ms;           /* delivery.retry_schedule, default [1m,5m,15m,30m,1h,2h,4h] (last repeats) */
+	size_t n_retry;
+	uint64_t max_age_ms;          /* delivery.max_age, default 5d */
+	uint64_t connect_timeout_ms;  /* delivery.connect_timeout, default 30s */
+	uint64_t command_timeout_ms;  /* delivery.command_timeout, default 5m */
+	unsigned max_connections_per_domain; /* delivery.max_connections_per_domain, default 32 */
+	unsigned max_messages_per_connection;/* delivery.max_messages_per_connection, default 100 */
+	unsigned max_connections;     /* delivery.max_connections (total), default 2000 */
+	bool dsn;                     /* delivery.dsn: send RFC 3464 DSNs for bounces, default true */
+	char **require_tls_domains;   /* delivery.require_tls_domains, default none */
+	size_t n_require_tls_domains;
+	bool tls_verify;              /* delivery.tls_verify: verify peer certificates when TLS is required, default false */
+};
+
+struct sl_spool_cfg {
+	char *path;                   /* spool.path, default /var/lib/sluice/spool */
+	size_t map_size;              /* spool.map_size, default 8G */
+	unsigned commit_batch;        /* spool.commit_batch: max messages per transaction, default 1024 */
+	bool sync;                    /* spool.sync: fsync each commit, default true (never false in production) */
+};
+
+struct sl_dns_cfg {
+	struct sockaddr_storage *servers; /* dns.servers (ip or ip:port); default: /etc/resolv.conf */
+	socklen_t *server_lens;
+	size_t n_servers;
+};
+
+struct sl_config {
+	char *path;                   /* the file this came from */
+	char *hostname;               /* hostname, default gethostname(); used in banner, Received, DSNs */
+	struct sl_listener_cfg *listeners; size_t n_listeners;
+	struct sl_tenant_cfg *tenants; size_t n_tenants;
+	struct sl_pool_cfg *pools; size_t n_pools;   /* at least one */
+	struct sl_route_cfg *routes; size_t n_routes;
+	struct sl_limits_cfg limits;
+	struct sl_delivery_cfg delivery;
+	struct sl_spool_cfg spool;
+	struct sl_dns_cfg dns;
+	char *events_path;            /* events.path, JSON lines; default /var/log/sluice/events.jsonl; "-" = stdout */
+	struct sockaddr_storage metrics_addr; /* metrics.address, default 127.0.0.1:9025 */
+	socklen_t metrics_addr_len;
+};
+
+/* Fill cfg with every default (and no listeners, tenants, pools, routes). */
+void config_defaults(struct sl_config *cfg);
+
+/* Parse path into *out (caller frees with config_free). On failure returns
+ * SL_ECONFIG (or -errno if the file cannot be read) and writes
+ * "FILE:LINE:COL: message" into err. */
+int config_load(const char *path, struct sl_config **out, char *err, size_t errlen);
+
+/* The same, from a YAML document in memory; `name` stands in for FILE. */
+int config_load_string(const char *name, const char *yaml, size_t len,
+		       struct sl_config **out, char *err, size_t errlen);
+
+void config_free(struct sl_config *cfg);
+
+/* Lookups used on the accept and delivery paths. NULL when absent. */
+const struct sl_tenant_cfg *config_tenant_by_user(const struct sl_config *cfg, const char *user);
+const struct sl_tenant_cfg *config_tenant_by_name(const struct sl_config *cfg, const char *name);
+const struct sl_pool_cfg *config_pool_by_name(const struct sl_config *cfg, const char *name);
+/* Most specific route for domain (exact, then "*"), or NULL for MX lookup. */
+const struct sl_route_cfg *config_route_for(const struct sl_config *cfg, const char *domain);
+
+/* Does addr fall in network? */
+bool cidr_contains(const struct sl_cidr *net, const struct sockaddr *addr);
+
+/* Parse helpers behind the YAML values, for sluicectl flags and tests.
+ * Each returns 0 or SL_ECONFIG. A duration ("250ms", "30s", "5m", "2h", "5d",
+ * bare number = seconds) is stored in ms; a size ("512", "64k", "25M", "1G",
+ * "2T") in bytes; a CIDR ("10.0.0.0/8", "::1/128", a bare address = host)
+ * must have no host bits set. */
+int config_parse_duration(const char *s, uint64_t *ms);
+int config_parse_size(const char *s, uint64_t *bytes);
+int config_parse_cidr(const char *s, struct sl_cidr *out);
+
+#endif

@@ -1,0 +1,162 @@
+/*
+ * sluicectl — the operator's command line for sluice.
+ *
+ *   sluicectl passwd [PASSWORD]        hash a tenant password for the config
+ *                                      (reads a line from stdin if omitted)
+ *   sluicectl stats [-m HOST:PORT]     queue and delivery counters from a
+ *                                      running sluiced's metrics endpoint
+ *
+ * The control-plane API (tenants, pools, queues) arrives with the admin
+ * API; until then these are the operator's tools.
+ */
+#include "auth.h"
+#include "err.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static int usage(FILE *f, int rc)
+{
+	fprintf(f, "usage: sluicectl COMMAND [ARGS]\n"
+		   "commands:\n"
+		   "  passwd [PASSWORD]       print the password_hash for a tenant's password\n"
+		   "                          (reads one line from stdin when PASSWORD is omitted)\n"
+		   "  stats [-m HOST:PORT]    print the counters of a running sluiced\n"
+		   "                          (metrics endpoint, default 127.0.0.1:9025)\n"
+		   "  help                    this text\n");
+	return rc;
+}
+
+static int cmd_passwd(int argc, char **argv)
+{
+	char line[1024], out[AUTH_HASH_MAX];
+	const char *pw;
+	int rc;
+
+	if (argc > 2) {
+		fprintf(stderr, "sluicectl passwd: too many arguments\n");
+		return 2;
+	}
+	if (argc == 2) {
+		pw = argv[1];
+	} else {
+		if (!fgets(line, sizeof line, stdin)) {
+			fprintf(stderr, "sluicectl passwd: no password on stdin\n");
+			return 2;
+		}
+		line[strcspn(line, "\r\n")] = 0;
+		pw = line;
+	}
+	if (!*pw) {
+		fprintf(stderr, "sluicectl passwd: empty password\n");
+		return 2;
+	}
+	rc = auth_hash_password(pw, AUTH_DEFAULT_ITERATIONS, out, sizeof out);
+	if (rc < 0) {
+		fprintf(stderr, "sluicectl passwd: %s\n", sl_strerror(rc));
+		return 1;
+	}
+	printf("%s\n", out);
+	return 0;
+}
+
+static int http_get(const char *hostport, const char *path, char **body)
+{
+	char host[256], *port, req[512];
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *ai;
+	size_t len = 0, cap = 65536;
+	char *buf, *p;
+	ssize_t n;
+	int fd, rc;
+
+	snprintf(host, sizeof host, "%s", hostport);
+	port = strrchr(host, ':');
+	if (!port)
+		return -EINVAL;
+	*port++ = 0;
+	rc = getaddrinfo(host, port, &hints, &ai);
+	if (rc)
+		return -EHOSTUNREACH;
+	fd = socket(ai->ai_family, SOCK_STREAM, 0);
+	if (fd < 0 || connect(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
+		rc = -errno;
+		freeaddrinfo(ai);
+		if (fd >= 0)
+			close(fd);
+		return rc;
+	}
+	freeaddrinfo(ai);
+	snprintf(req, sizeof req, "GET %s HTTP/1.0\r\nHost: %s\r\n\r\n", path, hostport);
+	if (write(fd, req, strlen(req)) < 0) {
+		rc = -errno;
+		close(fd);
+		return rc;
+	}
+	buf = malloc(cap);
+	while (buf && (n = read(fd, buf + len, cap - len - 1)) > 0) {
+		len += (size_t)n;
+		if (cap - len < 2) {
+			p = realloc(buf, cap * 2);
+			if (!p) {
+				free(buf);
+				buf = NULL;
+				break;
+			}
+			buf = p;
+			cap *= 2;
+		}
+	}
+	close(fd);
+	if (!buf)
+		return -ENOMEM;
+	buf[len] = 0;
+	p = strstr(buf, "\r\n\r\n");
+	*body = strdup(p ? p + 4 : buf);
+	free(buf);
+	return *body ? 0 : -ENOMEM;
+}
+
+static int cmd_stats(int argc, char **argv)
+{
+	const char *addr = "127.0.0.1:9025";
+	char *body, *line, *save;
+	int rc;
+
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "-m") && i + 1 < argc)
+			addr = argv[++i];
+		else
+			return usage(stderr, 2);
+	}
+	rc = http_get(addr, "/metrics", &body);
+	if (rc < 0) {
+		fprintf(stderr, "sluicectl stats: cannot reach sluiced at %s: %s\n", addr,
+			sl_strerror(rc));
+		return 1;
+	}
+	for (line = strtok_r(body, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
+		if (line[0] != '#')
+			printf("%s\n", line);
+	free(body);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2)
+		return usage(stderr, 2);
+	if (!strcmp(argv[1], "passwd"))
+		return cmd_passwd(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "stats"))
+		return cmd_stats(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "help") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))
+		return usage(stdout, 0);
+	fprintf(stderr, "sluicectl: unknown command '%s'\n", argv[1]);
+	return usage(stderr, 2);
+}

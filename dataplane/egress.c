@@ -1,0 +1,689 @@
+/* egress.c — outbound SMTP sessions over the transport; see egress.h. */
+#include "egress.h"
+
+#include "err.h"
+#include "metrics.h"
+#include "session_io.h"
+#include "smtp_client.h"
+#include "smtp_reply.h"
+#include "tls.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define IDLE_KEEP_MS 2000       /* an idle connection waits this long for work */
+#define RESOLVE_TTL_MS 300000   /* reuse a lookup this long */
+
+struct target {
+	struct sockaddr_storage addr;
+	socklen_t len;
+	char host[256];
+};
+
+enum resolve_state { RS_NONE, RS_RESOLVING, RS_OK };
+
+/* Egress state per domain queue. */
+struct dq_egress {
+	struct egress *eg;
+	struct domain_queue *dq;
+	enum resolve_state rs;
+	uint64_t resolved_at, lookup;
+	struct target *targets;
+	size_t n_targets, good; /* good: the target that last connected */
+	bool require_tls;
+	unsigned n_conns, n_connecting;
+	struct out_session *idle; /* sessions waiting for work */
+};
+
+struct out_session {
+	struct egress *eg;
+	struct dq_egress *de;
+	struct session_io io;
+	struct smtp_client *cl;
+	struct delivery *d;
+	struct sl_buf body;
+	struct loop_timer timer;
+	size_t target, tries;
+	unsigned n_msgs;
+	bool connected, ready, closing, idle;
+	uint64_t started_ms;
+	char src_ip[INET6_ADDRSTRLEN];
+	const char *ehlo;
+	struct out_session *next_idle;
+	struct out_session *prev, *next; /* every session of the egress */
+	char site[256];                  /* the remote host name, for logs */
+	struct sockaddr_storage src;
+	socklen_t src_len;
+};
+
+struct egress {
+	struct loop *loop;
+	struct transport *t;
+	struct resolver *res;
+	const struct sl_config *cfg;
+	struct queue *q;
+	struct tls_ctx *tls;
+	size_t *pool_rr;
+	unsigned n_sessions;
+	struct out_session *sessions;
+	bool starved;
+	uint64_t *c_sessions, *c_connect_fail, *c_tls;
+	int64_t *g_sessions;
+};
+
+static const struct conn_handler session_handler;
+static void session_drive(struct out_session *s);
+static void session_destroy(struct out_session *s);
+
+/* --- small helpers ------------------------------------------------------ */
+
+static struct smtp_reply local_reply(int code, const char *enhanced, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static struct smtp_reply local_reply(int code, const char *enhanced, const char *fmt, ...)
+{
+	struct smtp_reply r = { .code = code };
+	va_list ap;
+
+	snprintf(r.enhanced, sizeof r.enhanced, "%s", enhanced);
+	va_start(ap, fmt);
+	vsnprintf(r.text, sizeof r.text, fmt, ap);
+	va_end(ap);
+	return r;
+}
+
+static bool domain_requires_tls(const struct sl_config *cfg, const char *domain)
+{
+	for (size_t i = 0; i < cfg->delivery.n_require_tls_domains; i++)
+		if (!strcasecmp(cfg->delivery.require_tls_domains[i], domain))
+			return true;
+	return false;
+}
+
+static struct dq_egress *dq_state(struct egress *eg, struct domain_queue *dq)
+{
+	void **slot = domain_queue_egress_slot(dq);
+	struct dq_egress *de = *slot;
+
+	if (!de) {
+		de = calloc(1, sizeof *de);
+		if (!de)
+			return NULL;
+		de->eg = eg;
+		de->dq = dq;
+		*slot = de;
+	}
+	return de;
+}
+
+static void outcome_all_ready(struct dq_egress *de, const struct smtp_reply *r)
+{
+	struct rcpt_outcome o = { .reply = r };
+
+	domain_queue_fail_ready(de->eg->q, de->dq, &o);
+}
+
+/* --- resolution --------------------------------------------------------- */
+
+static int add_target(struct dq_egress *de, const struct sockaddr_storage *a, const char *host,
+		      uint16_t port)
+{
+	struct target *t = realloc(de->targets, (de->n_targets + 1) * sizeof *t);
+
+	if (!t)
+		return -ENOMEM;
+	de->targets = t;
+	t = &de->targets[de->n_targets++];
+	memset(t, 0, sizeof *t);
+	t->addr = *a;
+	if (a->ss_family == AF_INET6) {
+		((struct sockaddr_in6 *)&t->addr)->sin6_port = htons(port);
+		t->len = sizeof(struct sockaddr_in6);
+	} else {
+		((struct sockaddr_in *)&t->addr)->sin_port = htons(port);
+		t->len = sizeof(struct sockaddr_in);
+	}
+	snprintf(t->host, sizeof t->host, "%s", host);
+	return 0;
+}
+
+static void on_resolved(void *ctx, int err, const struct mx_result *res)
+{
+	struct dq_egress *de = ctx;
+	const struct sl_route_cfg *route =
+		config_route_for(de->eg->cfg, domain_queue_domain(de->dq));
+	uint16_t port = route ? route->port : 25;
+	struct smtp_reply r;
+
+	de->lookup = 0;
+	de->rs = RS_NONE;
+	free(de->targets);
+	de->targets = NULL;
+	de->n_targets = de->good = 0;
+	if (!err)
+		for (size_t i = 0; i < res->n_hosts; i++)
+			for (size_t j = 0; j < res->hosts[i].n_addrs; j++)
+				add_target(de, &res->hosts[i].addrs[j], res->hosts[i].name, port);
+	if (!err && de->n_targets) {
+		de->rs = RS_OK;
+		de->resolved_at = loop_now_ms(de->eg->loop);
+		egress_kick(de->eg, de->dq);
+		return;
+	}
+	if (err == SL_ENOTFOUND)
+		r = local_reply(550, "5.1.2", "Host or domain name not found: %s",
+				domain_queue_domain(de->dq));
+	else
+		r = local_reply(451, "4.4.3", "DNS lookup for %s failed: %s",
+				domain_queue_domain(de->dq), sl_strerror(err ? err : SL_EDNS));
+	outcome_all_ready(de, &r);
+}
+
+/* Make sure de has targets; false while a lookup is running or failed. */
+static bool dq_resolve(struct dq_egress *de)
+{
+	struct egress *eg = de->eg;
+	const char *domain = domain_queue_domain(de->dq);
+	const struct sl_route_cfg *route = config_route_for(eg->cfg, domain);
+	uint64_t now = loop_now_ms(eg->loop);
+	struct sockaddr_storage ss = { 0 };
+	int rc;
+
+	if (de->rs == RS_RESOLVING)
+		return false;
+	if (de->rs == RS_OK && now - de->resolved_at < RESOLVE_TTL_MS)
+		return true;
+	de->require_tls = (route && route->require_tls) || domain_requires_tls(eg->cfg, domain);
+	if (route) {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+
+		if (inet_pton(AF_INET, route->host, &s4->sin_addr) == 1) {
+			s4->sin_family = AF_INET;
+		} else if (inet_pton(AF_INET6, route->host, &s6->sin6_addr) == 1) {
+			s6->sin6_family = AF_INET6;
+		}
+		if (ss.ss_family) {
+			free(de->targets);
+			de->targets = NULL;
+			de->n_targets = de->good = 0;
+			if (add_target(de, &ss, route->host, route->port) < 0)
+				return false;
+			de->rs = RS_OK;
+			de->resolved_at = now;
+			return true;
+		}
+		de->rs = RS_RESOLVING;
+		rc = resolver_lookup_host(eg->res, route->host, on_resolved, de, &de->lookup);
+	} else {
+		de->rs = RS_RESOLVING;
+		rc = resolver_lookup_mx(eg->res, domain, on_resolved, de, &de->lookup);
+	}
+	if (rc < 0) {
+		struct smtp_reply r = local_reply(451, "4.4.3", "DNS lookup for %s failed: %s",
+						  domain, sl_strerror(rc));
+
+		de->rs = RS_NONE;
+		outcome_all_ready(de, &r);
+		return false;
+	}
+	return false;
+}
+
+/* --- sessions ----------------------------------------------------------- */
+
+static void session_reply_all(struct out_session *s, const struct smtp_reply *r)
+{
+	struct rcpt_outcome o = { .reply = r, .source_ip = s->src_ip,
+				  .site = s->site };
+
+	if (!s->d)
+		return;
+	delivery_all_result(s->eg->q, s->d, &o);
+	queue_delivery_done(s->eg->q, s->d, loop_now_ms(s->eg->loop) - s->started_ms);
+	s->d = NULL;
+}
+
+static void session_unidle(struct out_session *s)
+{
+	struct out_session **pp;
+
+	if (!s->idle)
+		return;
+	for (pp = &s->de->idle; *pp; pp = &(*pp)->next_idle)
+		if (*pp == s) {
+			*pp = s->next_idle;
+			break;
+		}
+	s->idle = false;
+}
+
+static void session_destroy(struct out_session *s)
+{
+	struct egress *eg = s->eg;
+
+	session_unidle(s);
+	if (s->d) {
+		struct smtp_reply r = local_reply(451, "4.4.2", "connection to %s lost", s->site);
+		session_reply_all(s, &r);
+	}
+	loop_timer_cancel(eg->loop, &s->timer);
+	if (s->io.conn)
+		conn_close(s->io.conn);
+	session_io_release(&s->io);
+	if (s->cl)
+		smtp_client_destroy(s->cl);
+	sl_buf_free(&s->body);
+	if (s->connected)
+		s->de->n_conns--;
+	else
+		s->de->n_connecting--;
+	eg->n_sessions--;
+	(*eg->g_sessions)--;
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		eg->sessions = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	free(s);
+	/* A connection slot came free: the tick retries starved queues. */
+	eg->starved = true;
+}
+
+static void session_timeout(struct loop_timer *t)
+{
+	struct out_session *s = (struct out_session *)((char *)t - offsetof(struct out_session, timer));
+
+	if (s->idle) { /* no work came: say goodbye */
+		session_unidle(s);
+		smtp_client_quit(s->cl);
+		session_drive(s);
+		loop_timer_arm(s->eg->loop, &s->timer, s->eg->cfg->delivery.command_timeout_ms);
+		return;
+	}
+	{
+		struct smtp_reply r = local_reply(451, "4.4.2", "timeout talking to %s",
+						  s->site);
+		session_reply_all(s, &r);
+	}
+	session_destroy(s);
+}
+
+static int session_connect(struct out_session *s)
+{
+	struct dq_egress *de = s->de;
+	struct target *t;
+
+	if (s->target >= de->n_targets)
+		return -EHOSTUNREACH;
+	t = &de->targets[s->target];
+	snprintf(s->site, sizeof s->site, "%s", t->host);
+	return transport_connect(s->eg->t, (struct sockaddr *)&s->src, s->src_len,
+				 (struct sockaddr *)&t->addr, t->len,
+				 s->eg->cfg->delivery.connect_timeout_ms, &session_handler, s,
+				 &s->io.conn);
+}
+
+static int session_start(struct dq_egress *de)
+{
+	struct egress *eg = de->eg;
+	const struct sl_pool_cfg *pool = config_pool_by_name(eg->cfg, domain_queue_pool(de->dq));
+	const struct sl_source_ip_cfg *ip;
+	struct out_session *s;
+	size_t pi;
+	int rc;
+
+	if (!pool)
+		pool = &eg->cfg->pools[0];
+	pi = (size_t)(pool - eg->cfg->pools);
+	ip = &pool->ips[eg->pool_rr[pi]++ % pool->n_ips];
+	s = calloc(1, sizeof *s);
+	if (!s)
+		return -ENOMEM;
+	s->eg = eg;
+	s->de = de;
+	s->src = ip->addr;
+	s->src_len = ip->addr_len;
+	s->ehlo = ip->ehlo;
+	s->timer.cb = session_timeout;
+	s->target = de->good < de->n_targets ? de->good : 0;
+	s->started_ms = loop_now_ms(eg->loop);
+	if (ip->addr.ss_family == AF_INET6)
+		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ip->addr)->sin6_addr, s->src_ip,
+			  sizeof s->src_ip);
+	else
+		inet_ntop(AF_INET, &((struct sockaddr_in *)&ip->addr)->sin_addr, s->src_ip,
+			  sizeof s->src_ip);
+	rc = session_connect(s);
+	if (rc < 0) {
+		free(s);
+		return rc;
+	}
+	s->next = eg->sessions;
+	if (s->next)
+		s->next->prev = s;
+	eg->sessions = s;
+	de->n_connecting++;
+	eg->n_sessions++;
+	(*eg->g_sessions)++;
+	(*eg->c_sessions)++;
+	return 0;
+}
+
+/* Give s the next ready delivery of its domain, or park it idle. */
+static void session_take_work(struct out_session *s)
+{
+	struct egress *eg = s->eg;
+	const struct spool_msg *m;
+	struct smtp_client_msg cm;
+	const char **rcpts;
+	int rc;
+
+	if (s->n_msgs >= eg->cfg->delivery.max_messages_per_connection ||
+	    !(s->d = domain_queue_take(s->de->dq))) {
+		if (s->n_msgs >= eg->cfg->delivery.max_messages_per_connection) {
+			smtp_client_quit(s->cl);
+			return;
+		}
+		s->idle = true;
+		s->next_idle = s->de->idle;
+		s->de->idle = s;
+		loop_timer_arm(eg->loop, &s->timer, IDLE_KEEP_MS);
+		return;
+	}
+	m = delivery_msg(s->d);
+	sl_buf_reset(&s->body);
+	rc = delivery_read_body(eg->q, s->d, &s->body);
+	rcpts = calloc(s->d->n_rcpts, sizeof *rcpts);
+	if (rc < 0 || !rcpts) {
+		struct smtp_reply r = local_reply(451, "4.3.0", "cannot read spooled message: %s",
+						  sl_strerror(rc < 0 ? rc : -ENOMEM));
+		free(rcpts);
+		session_reply_all(s, &r);
+		session_take_work(s);
+		return;
+	}
+	for (uint32_t i = 0; i < s->d->n_rcpts; i++)
+		rcpts[i] = m->rcpts[s->d->rcpt_idx[i]].addr;
+	cm = (struct smtp_client_msg){
+		.mail_from = m->mail_from,
+		.rcpts = rcpts,
+		.n_rcpts = s->d->n_rcpts,
+		.body = s->body.data,
+		.body_len = s->body.len,
+		.flags = (m->flags & SPOOL_F_8BITMIME ? SMTP_CLIENT_MSG_8BITMIME : 0) |
+			 (m->flags & SPOOL_F_SMTPUTF8 ? SMTP_CLIENT_MSG_SMTPUTF8 : 0),
+	};
+	s->started_ms = loop_now_ms(eg->loop);
+	rc = smtp_client_send(s->cl, &cm);
+	free(rcpts);
+	if (rc < 0) {
+		struct smtp_reply r = local_reply(451, "4.3.0", "cannot send: %s", sl_strerror(rc));
+
+		session_reply_all(s, &r);
+		smtp_client_quit(s->cl);
+	}
+}
+
+/* Run the client's events until it needs input; flush its output. */
+static void session_drive(struct out_session *s)
+{
+	struct egress *eg = s->eg;
+	struct smtp_client_event ev;
+	struct rcpt_outcome o;
+	int kind, rc;
+
+	for (;;) {
+		kind = smtp_client_next(s->cl, &ev);
+		if (kind == SMTP_CLIENT_EV_NONE)
+			break;
+		switch (kind) {
+		case SMTP_CLIENT_EV_STARTTLS:
+			if (session_io_flush(&s->io, smtp_client_output(s->cl)) < 0 ||
+			    session_io_start_tls(&s->io, eg->tls, false,
+						 s->site) < 0) {
+				smtp_client_tls_failed(s->cl);
+				continue;
+			}
+			(*eg->c_tls)++;
+			return; /* wait for the handshake */
+		case SMTP_CLIENT_EV_READY:
+			s->ready = true;
+			session_take_work(s);
+			break;
+		case SMTP_CLIENT_EV_RCPT:
+			if (s->d) {
+				o = (struct rcpt_outcome){ .reply = ev.reply, .source_ip = s->src_ip,
+							   .site = s->site };
+				delivery_rcpt_result(eg->q, s->d, ev.rcpt, &o);
+			}
+			break;
+		case SMTP_CLIENT_EV_MESSAGE_DONE:
+			s->n_msgs++;
+			session_reply_all(s, ev.reply);
+			break;
+		case SMTP_CLIENT_EV_FAILED:
+			if (s->d) {
+				session_reply_all(s, ev.reply);
+			} else if (!s->ready) {
+				/* The receiver refused us before any transaction:
+				 * the domain's waiting mail shares that fate. */
+				outcome_all_ready(s->de, ev.reply);
+			}
+			session_destroy(s);
+			return;
+		case SMTP_CLIENT_EV_CLOSED:
+			session_io_flush(&s->io, smtp_client_output(s->cl));
+			session_destroy(s);
+			return;
+		}
+	}
+	rc = session_io_flush(&s->io, smtp_client_output(s->cl));
+	if (rc < 0)
+		session_destroy(s);
+}
+
+static void on_session_connect(void *ctx, int err)
+{
+	struct out_session *s = ctx;
+	struct dq_egress *de = s->de;
+	struct egress *eg = s->eg;
+	struct smtp_client_params p;
+	int rc;
+
+	if (err) {
+		(*eg->c_connect_fail)++;
+		conn_close(s->io.conn);
+		s->io.conn = NULL;
+		/* Try the next target (MX host or address) in order. */
+		if (++s->tries < de->n_targets) {
+			s->target = (s->target + 1) % de->n_targets;
+			if (session_connect(s) == 0)
+				return;
+		}
+		{
+			struct smtp_reply r = local_reply(451, "4.4.1", "connect to %s failed: %s",
+							  s->site,
+							  sl_strerror(err));
+			outcome_all_ready(de, &r);
+		}
+		session_destroy(s);
+		return;
+	}
+	de->good = s->target;
+	de->n_connecting--;
+	de->n_conns++;
+	s->connected = true;
+	p = (struct smtp_client_params){ .ehlo_name = s->ehlo, .tls_available = eg->tls != NULL,
+					 .require_tls = de->require_tls };
+	rc = smtp_client_create(&p, &s->cl);
+	if (rc < 0) {
+		session_destroy(s);
+		return;
+	}
+	loop_timer_arm(eg->loop, &s->timer, eg->cfg->delivery.command_timeout_ms);
+}
+
+static void on_session_recv(void *ctx, const char *data, size_t len)
+{
+	struct out_session *s = ctx;
+	const char *plain;
+	size_t plain_len;
+	int rc;
+
+	if (len == 0) {
+		struct smtp_reply r = local_reply(451, "4.4.2", "%s closed the connection",
+						  s->site);
+		session_reply_all(s, &r);
+		session_destroy(s);
+		return;
+	}
+	if (!s->idle)
+		loop_timer_arm(s->eg->loop, &s->timer, s->eg->cfg->delivery.command_timeout_ms);
+	rc = session_io_input(&s->io, data, len, &plain, &plain_len);
+	if (rc < 0) {
+		if (s->io.handshaking) {
+			smtp_client_tls_failed(s->cl);
+			session_drive(s);
+			return;
+		}
+		session_destroy(s);
+		return;
+	}
+	if (rc == SESSION_IO_TLS_READY)
+		smtp_client_tls_started(s->cl);
+	if (plain_len && smtp_client_input(s->cl, plain, plain_len) < 0) {
+		session_destroy(s);
+		return;
+	}
+	session_drive(s);
+}
+
+static void on_session_error(void *ctx, int err)
+{
+	struct out_session *s = ctx;
+	struct smtp_reply r = local_reply(451, "4.4.2", "connection to %s failed: %s",
+					  s->site, sl_strerror(err));
+
+	session_reply_all(s, &r);
+	session_destroy(s);
+}
+
+static const struct conn_handler session_handler = {
+	.on_connect = on_session_connect,
+	.on_recv = on_session_recv,
+	.on_error = on_session_error,
+};
+
+/* --- scheduling --------------------------------------------------------- */
+
+void egress_kick(void *ctx, struct domain_queue *dq)
+{
+	struct egress *eg = ctx;
+	struct dq_egress *de = dq_state(eg, dq);
+	unsigned max_dom = eg->cfg->delivery.max_connections_per_domain;
+
+	if (!de || !eg->q)
+		return;
+	/* Idle sessions first: they are connected already. */
+	while (de->idle && domain_queue_ready(dq)) {
+		struct out_session *s = de->idle;
+
+		session_unidle(s);
+		loop_timer_arm(eg->loop, &s->timer, eg->cfg->delivery.command_timeout_ms);
+		session_take_work(s);
+		session_drive(s);
+	}
+	if (!domain_queue_ready(dq) || !dq_resolve(de))
+		return;
+	while (domain_queue_ready(dq) > de->n_connecting &&
+	       de->n_conns + de->n_connecting < max_dom) {
+		if (eg->n_sessions >= eg->cfg->delivery.max_connections) {
+			eg->starved = true;
+			return;
+		}
+		if (session_start(de) < 0)
+			return;
+	}
+}
+
+static void kick_one(void *ctx, struct domain_queue *dq)
+{
+	egress_kick(ctx, dq);
+}
+
+void egress_tick(struct egress *e)
+{
+	if (!e->starved || !e->q)
+		return;
+	e->starved = false;
+	queue_foreach_ready(e->q, kick_one, e);
+}
+
+/* --- lifecycle ---------------------------------------------------------- */
+
+int egress_create(struct loop *l, struct transport *t, struct resolver *r,
+		  const struct sl_config *cfg, struct metrics *m, struct egress **out)
+{
+	struct egress *eg = calloc(1, sizeof *eg);
+	int rc = -ENOMEM;
+
+	if (!eg)
+		return -ENOMEM;
+	eg->loop = l;
+	eg->t = t;
+	eg->res = r;
+	eg->cfg = cfg;
+	eg->pool_rr = calloc(cfg->n_pools ? cfg->n_pools : 1, sizeof *eg->pool_rr);
+	eg->c_sessions = metrics_counter(m, "sluice_egress_connections_total",
+					 "Outbound connections opened", "");
+	eg->c_connect_fail = metrics_counter(m, "sluice_egress_connect_failures_total",
+					     "Outbound connection attempts that failed", "");
+	eg->c_tls = metrics_counter(m, "sluice_egress_starttls_total",
+				    "Outbound sessions that started TLS", "");
+	eg->g_sessions = metrics_gauge(m, "sluice_egress_sessions", "Open outbound sessions", "");
+	if (!eg->pool_rr || !eg->c_sessions || !eg->c_connect_fail || !eg->c_tls ||
+	    !eg->g_sessions)
+		goto fail;
+	rc = tls_ctx_client_create(cfg->delivery.tls_verify, NULL, &eg->tls);
+	if (rc < 0)
+		goto fail;
+	*out = eg;
+	return 0;
+fail:
+	free(eg->pool_rr);
+	free(eg);
+	return rc;
+}
+
+void egress_set_queue(struct egress *e, struct queue *q)
+{
+	e->q = q;
+}
+
+void egress_shutdown(struct egress *e)
+{
+	while (e->sessions)
+		session_destroy(e->sessions);
+}
+
+void egress_destroy(struct egress *e)
+{
+	if (!e)
+		return;
+	egress_shutdown(e);
+	if (e->tls)
+		tls_ctx_destroy(e->tls);
+	free(e->pool_rr);
+	free(e);
+}
+
+unsigned egress_sessions(const struct egress *e)
+{
+	return e->n_sessions;
+}

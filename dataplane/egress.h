@@ -1,0 +1,43 @@
+/*
+ * egress.h — outbound delivery: turns ready deliveries into SMTP sessions.
+ *
+ * For each domain queue with ready work, egress resolves where the mail
+ * goes (a static route, else MX with fallback to the domain's address),
+ * opens connections from the pool's source IPs through the transport (one
+ * IP per connection, round-robin in the pool), runs the sans-I/O SMTP
+ * client over it (STARTTLS opportunistic, required per route or domain),
+ * reuses each connection for up to delivery.max_messages_per_connection
+ * messages, and hands every recipient's reply back to the queue.
+ *
+ * Limits: delivery.max_connections in total, max_connections_per_domain
+ * per domain queue, connect and command timeouts from the config.
+ */
+#ifndef SL_EGRESS_H
+#define SL_EGRESS_H
+
+#include "config.h"
+#include "loop.h"
+#include "queue.h"
+#include "resolver.h"
+#include "transport.h"
+
+struct egress;
+struct metrics;
+
+int egress_create(struct loop *l, struct transport *t, struct resolver *r,
+		  const struct sl_config *cfg, struct metrics *m, struct egress **out);
+/* The queue is created after egress (it needs egress_kick as its hook). */
+void egress_set_queue(struct egress *e, struct queue *q);
+void egress_destroy(struct egress *e);
+
+/* queue_hooks.kick: dq has ready deliveries. Cheap; may start sessions. */
+void egress_kick(void *egress, struct domain_queue *dq);
+/* Periodic work (idle hook): retry queues starved by the connection cap. */
+void egress_tick(struct egress *e);
+
+/* Close every session (QUIT where possible); in-flight deliveries are
+ * given back to the queue. */
+void egress_shutdown(struct egress *e);
+unsigned egress_sessions(const struct egress *e);
+
+#endif

@@ -1,0 +1,126 @@
+/*
+ * queue.h — the in-memory scheduler over the durable spool.
+ *
+ * Every spooled message with undelivered recipients lives here as a qmsg.
+ * Its pending recipients are grouped per (pool, destination domain) into
+ * deliveries — the unit an outbound SMTP transaction carries — and each
+ * delivery is either ready (in its domain queue, FIFO), active (owned by an
+ * egress session), or deferred (sleeping on a retry timer).
+ *
+ * Outcomes flow back through queue_delivery_done(): per recipient it records
+ * delivered, deferred (next attempt from the retry schedule), bounced, or
+ * expired (older than delivery.max_age), writes one event per outcome,
+ * generates a DSN for bounces when configured, and persists the new
+ * recipient states through the spool's group commit (UPDATE, or DELETE
+ * once every recipient is final). A crash before that commit means the
+ * recipient is tried again: at-least-once, never lost.
+ *
+ * The queue is rebuilt from the spool at start (queue_recover). All calls
+ * come from the event loop's thread.
+ */
+#ifndef SL_QUEUE_H
+#define SL_QUEUE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "config.h"
+#include "loop.h"
+#include "smtp_reply.h"
+#include "spool.h"
+
+struct loop;
+struct events;
+struct metrics;
+struct queue;
+struct domain_queue;
+struct qmsg;
+
+/* One (message, destination domain) unit of work. */
+struct delivery {
+	struct qmsg *msg;
+	struct domain_queue *dq;
+	uint32_t *rcpt_idx; /* indices into the message's recipients */
+	uint32_t n_rcpts;
+	uint8_t *result;    /* internal: per-recipient outcome so far */
+	char **failure;     /* internal: "status\0reply" of failed recipients, for DSNs */
+	struct delivery *next; /* internal: ready-list link */
+	struct loop_timer timer; /* internal: retry timer while deferred */
+	struct queue *q;         /* internal */
+};
+
+/* What the egress side does with a domain queue that has ready work. */
+struct queue_hooks {
+	void (*kick)(void *ctx, struct domain_queue *dq);
+	void *ctx;
+};
+
+struct queue_env {
+	struct loop *loop;
+	struct spool *spool;
+	struct events *events; /* may be NULL */
+	struct metrics *metrics;
+	const struct sl_config *cfg;
+	struct queue_hooks hooks;
+};
+
+int queue_create(const struct queue_env *env, struct queue **out);
+/* Frees memory only; durable state is in the spool already. */
+void queue_destroy(struct queue *q);
+
+/* Take a freshly spooled message (after its PUT committed). Copies m. */
+int queue_add(struct queue *q, const struct spool_msg *m);
+/* Rebuild from the spool; returns the number of messages loaded. */
+int queue_recover(struct queue *q);
+
+/* --- used by egress ------------------------------------------------------ */
+
+const char *domain_queue_domain(const struct domain_queue *dq);
+const char *domain_queue_pool(const struct domain_queue *dq);
+size_t domain_queue_ready(const struct domain_queue *dq);
+/* Egress-owned per-domain state (connections, resolved hosts). */
+void **domain_queue_egress_slot(struct domain_queue *dq);
+/* Pop the next ready delivery, or NULL. */
+struct delivery *domain_queue_take(struct domain_queue *dq);
+/* Every domain queue with ready work (for periodic kicks). */
+void queue_foreach_ready(struct queue *q, void (*fn)(void *ctx, struct domain_queue *dq),
+			 void *ctx);
+
+/* Accessors for an active delivery. */
+const struct spool_msg *delivery_msg(const struct delivery *d);
+int delivery_read_body(struct queue *q, const struct delivery *d, struct sl_buf *out);
+
+/* Outcome of one recipient of an active delivery. */
+struct rcpt_outcome {
+	const struct smtp_reply *reply; /* the receiver's (or a synthesized) reply */
+	const char *source_ip;          /* may be NULL */
+	const char *site;               /* remote host, may be NULL */
+};
+
+/* Record reply for recipient i (0-based within the delivery). */
+void delivery_rcpt_result(struct queue *q, struct delivery *d, uint32_t i,
+			  const struct rcpt_outcome *o);
+/* Every recipient of the delivery gets the same outcome (connection-level
+ * failures, DATA replies). Recipients already given a result are skipped. */
+void delivery_all_result(struct queue *q, struct delivery *d, const struct rcpt_outcome *o);
+/* The session is done with d: deferred recipients go to the retry timer,
+ * the rest is persisted; d is freed or re-queued. */
+void queue_delivery_done(struct queue *q, struct delivery *d, uint64_t session_ms);
+
+/* Put a delivery back to the front of its ready list untouched (e.g. the
+ * session died before sending anything). */
+void queue_delivery_requeue(struct queue *q, struct delivery *d);
+
+/* Defer every ready delivery of dq with reply (DNS or connection failure)
+ * or bounce them when the reply is permanent. */
+void domain_queue_fail_ready(struct queue *q, struct domain_queue *dq,
+			     const struct rcpt_outcome *o);
+
+struct queue_stats {
+	uint64_t messages, ready, active, deferred;
+};
+void queue_stats(const struct queue *q, struct queue_stats *st);
+
+#endif

@@ -1,0 +1,21 @@
+#!/bin/sh
+# Installs the Debian 12 packages that building, testing and the demo need.
+# Idempotent and fast when everything is already there.
+set -e
+PKGS="build-essential pkg-config clang libclang-rt-14-dev liburing-dev liblmdb-dev
+lmdb-utils libssl-dev openssl libyaml-dev libunbound-dev libcmocka-dev
+python3-pytest unbound iproute2"
+missing=""
+for p in $PKGS; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+echo "deps: installing$missing"
+SUDO=""
+[ "$(id -u)" = 0 ] || SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -q || true
+$SUDO apt-get install -y -q --no-install-recommends $missing
+# The unbound package enables a system resolver service; sluice's tests run
+# their own instance in a namespace and do not need it.
+if [ -d /run/systemd/system ]; then $SUDO systemctl disable --now unbound >/dev/null 2>&1 || true; fi
