@@ -18,6 +18,7 @@
 
 #define IDLE_KEEP_MS 2000       /* an idle connection waits this long for work */
 #define RESOLVE_TTL_MS 300000   /* reuse a lookup this long */
+#define NO_TLS_MS 3600000       /* after a failed handshake, plaintext this long */
 
 struct target {
 	struct sockaddr_storage addr;
@@ -36,6 +37,7 @@ struct dq_egress {
 	struct target *targets;
 	size_t n_targets, good; /* good: the target that last connected */
 	bool require_tls;
+	uint64_t no_tls_until; /* a handshake failed: opportunistic TLS off until then */
 	unsigned n_conns, n_connecting;
 	struct out_session *idle; /* sessions waiting for work */
 };
@@ -299,19 +301,16 @@ static void session_timeout(struct loop_timer *t)
 {
 	struct out_session *s = (struct out_session *)((char *)t - offsetof(struct out_session, timer));
 
+	if (!s->cl) /* still connecting: the transport's own timeout decides */
+		return;
 	if (s->idle) { /* no work came: say goodbye */
 		session_unidle(s);
 		smtp_client_quit(s->cl);
-		session_drive(s);
-		loop_timer_arm(s->eg->loop, &s->timer, s->eg->cfg->delivery.command_timeout_ms);
-		return;
+	} else {
+		smtp_client_timeout(s->cl);
 	}
-	{
-		struct smtp_reply r = local_reply(451, "4.4.2", "timeout talking to %s",
-						  s->site);
-		session_reply_all(s, &r);
-	}
-	session_destroy(s);
+	loop_timer_arm(s->eg->loop, &s->timer, s->eg->cfg->delivery.command_timeout_ms);
+	session_drive(s);
 }
 
 static int session_connect(struct out_session *s)
@@ -519,8 +518,12 @@ static void on_session_connect(void *ctx, int err)
 	de->n_connecting--;
 	de->n_conns++;
 	s->connected = true;
-	p = (struct smtp_client_params){ .ehlo_name = s->ehlo, .tls_available = eg->tls != NULL,
-					 .require_tls = de->require_tls };
+	p = (struct smtp_client_params){
+		.ehlo_name = s->ehlo,
+		.tls_available = eg->tls != NULL &&
+				 (de->require_tls || loop_now_ms(eg->loop) >= de->no_tls_until),
+		.require_tls = de->require_tls,
+	};
 	rc = smtp_client_create(&p, &s->cl);
 	if (rc < 0) {
 		session_destroy(s);
@@ -537,10 +540,8 @@ static void on_session_recv(void *ctx, const char *data, size_t len)
 	int rc;
 
 	if (len == 0) {
-		struct smtp_reply r = local_reply(451, "4.4.2", "%s closed the connection",
-						  s->site);
-		session_reply_all(s, &r);
-		session_destroy(s);
+		smtp_client_eof(s->cl);
+		session_drive(s);
 		return;
 	}
 	if (!s->idle)
@@ -548,6 +549,10 @@ static void on_session_recv(void *ctx, const char *data, size_t len)
 	rc = session_io_input(&s->io, data, len, &plain, &plain_len);
 	if (rc < 0) {
 		if (s->io.handshaking) {
+			/* Like Postfix: an opportunistic handshake that fails
+			 * is retried in plaintext, not deferred forever. */
+			if (!s->de->require_tls)
+				s->de->no_tls_until = loop_now_ms(s->eg->loop) + NO_TLS_MS;
 			smtp_client_tls_failed(s->cl);
 			session_drive(s);
 			return;

@@ -37,7 +37,7 @@ cat >"$work/sink.rules" <<'RULES'
 # Gmail-like: an old address that no longer exists.
 gmail.test    reject-user  olduser
 # Yahoo-like: throttles a source IP that sends too fast; sluice retries later.
-yahoo.test    rate-per-ip  60/10s 421 4.7.0 [TSS04] Messages from this IP temporarily deferred due to unexpected volume
+yahoo.test    rate-per-ip  200/10s 421 4.7.0 [TSS04] Messages from this IP temporarily deferred due to unexpected volume
 # Microsoft-like: now and then busy.
 outlook.test  fail-rate    3% 451 4.7.500 Server busy. Please try again later
 RULES

@@ -259,8 +259,16 @@ def sink_factory(tmp_path):
         s.stop()
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    if rep.when == "call":
+        item.rep_call = rep
+
+
 @pytest.fixture
-def sluiced_factory(tmp_path, dns):
+def sluiced_factory(request, tmp_path, dns):
     procs = []
 
     def make(**kw):
@@ -271,6 +279,14 @@ def sluiced_factory(tmp_path, dns):
     yield make
     for p in procs:
         p.stop()
+    rep = getattr(request.node, "rep_call", None)
+    if rep is not None and rep.failed:
+        # Leave the daemon's side of the story in the failure report.
+        for p in procs:
+            for f in (p.dir / "sluiced.err", p.events_path):
+                if f.exists():
+                    print(f"--- {f}")
+                    print(f.read_text()[-6000:])
 
 
 def message(frm, to, subject="hello", size=0, msgid=None, extra_headers=""):

@@ -3,7 +3,7 @@
  * with arbitrary bytes; when a rule set parses, every query runs against a
  * few fixed contexts so the decision code sees fuzzed rules too.
  */
-#include "../../bench/sink_rules.h"
+#include "sink_rules.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>

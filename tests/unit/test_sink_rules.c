@@ -6,7 +6,7 @@
 
 #include <cmocka.h>
 
-#include "../../bench/sink_rules.h"
+#include "sink_rules.h"
 #include "err.h"
 
 #include <arpa/inet.h>
