@@ -617,6 +617,17 @@ void egress_kick(void *ctx, struct domain_queue *dq)
 	}
 }
 
+void egress_forget(void *egress, void *state)
+{
+	struct dq_egress *de = state;
+
+	(void)egress;
+	if (de->lookup)
+		resolver_cancel(de->eg->res, de->lookup);
+	free(de->targets);
+	free(de);
+}
+
 static void kick_one(void *ctx, struct domain_queue *dq)
 {
 	egress_kick(ctx, dq);

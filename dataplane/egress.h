@@ -32,6 +32,8 @@ void egress_destroy(struct egress *e);
 
 /* queue_hooks.kick: dq has ready deliveries. Cheap; may start sessions. */
 void egress_kick(void *egress, struct domain_queue *dq);
+/* queue_hooks.forget: free the per-domain state egress kept. */
+void egress_forget(void *egress, void *state);
 /* Periodic work (idle hook): retry queues starved by the connection cap. */
 void egress_tick(struct egress *e);
 

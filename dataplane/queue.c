@@ -18,6 +18,7 @@ enum { R_NONE = 0, R_DELIVERED, R_BOUNCED, R_DEFERRED, R_EXPIRED };
 
 struct qmsg {
 	struct spool_msg m; /* deep copy; the recipients' states are the truth */
+	struct qmsg *prev, *next; /* every message in memory */
 	char id_hex[17];
 	struct queue *q;
 	uint32_t n_deliveries; /* alive deliveries; 0 => every recipient final */
@@ -49,6 +50,8 @@ struct dsn_job {
 
 struct queue {
 	struct queue_env env;
+	struct qmsg *msgs;
+	struct delivery *deliveries;
 	struct domain_queue **buckets;
 	size_t n_buckets, n_dq;
 	struct queue_stats st;
@@ -188,6 +191,14 @@ void queue_foreach_ready(struct queue *q, void (*fn)(void *ctx, struct domain_qu
 
 static void qmsg_free(struct qmsg *qm)
 {
+	struct queue *q = qm->q;
+
+	if (qm->prev)
+		qm->prev->next = qm->next;
+	else if (q && q->msgs == qm)
+		q->msgs = qm->next;
+	if (qm->next)
+		qm->next->prev = qm->prev;
 	for (uint32_t i = 0; i < qm->m.n_rcpts; i++)
 		free(qm->m.rcpts[i].addr);
 	free(qm->m.rcpts);
@@ -268,6 +279,10 @@ static struct delivery *delivery_new(struct queue *q, struct qmsg *qm,
 	d->msg = qm;
 	d->dq = dq;
 	d->q = q;
+	d->all_next = q->deliveries;
+	if (d->all_next)
+		d->all_next->all_prev = d;
+	q->deliveries = d;
 	qm->n_deliveries++;
 	return d;
 }
@@ -285,6 +300,12 @@ static void delivery_forget_failures(struct delivery *d)
 static void delivery_free(struct delivery *d)
 {
 	delivery_forget_failures(d);
+	if (d->all_prev)
+		d->all_prev->all_next = d->all_next;
+	else
+		d->q->deliveries = d->all_next;
+	if (d->all_next)
+		d->all_next->all_prev = d->all_prev;
 	d->msg->n_deliveries--;
 	free(d->rcpt_idx);
 	free(d->result);
@@ -377,10 +398,15 @@ static int qmsg_from_spool(struct queue *q, const struct spool_msg *m, struct qm
 			goto fail;
 	}
 	snprintf(qm->id_hex, sizeof qm->id_hex, "%016" PRIx64, m->id);
+	qm->next = q->msgs;
+	if (qm->next)
+		qm->next->prev = qm;
+	q->msgs = qm;
 	*out = qm;
 	return 0;
 fail:
 	qm->m.n_rcpts = m->n_rcpts;
+	qm->q = NULL; /* not linked yet */
 	qmsg_free(qm);
 	return -ENOMEM;
 }
@@ -699,11 +725,21 @@ void queue_destroy(struct queue *q)
 {
 	if (!q)
 		return;
+	while (q->deliveries) {
+		struct delivery *d = q->deliveries;
+
+		loop_timer_cancel(q->env.loop, &d->timer);
+		delivery_free(d);
+	}
+	while (q->msgs)
+		qmsg_free(q->msgs);
 	for (size_t i = 0; i < q->n_buckets; i++) {
 		struct domain_queue *dq = q->buckets[i], *next;
 
 		for (; dq; dq = next) {
 			next = dq->hnext;
+			if (dq->egress && q->env.hooks.forget)
+				q->env.hooks.forget(q->env.hooks.ctx, dq->egress);
 			free(dq->pool);
 			free(dq->domain);
 			free(dq);

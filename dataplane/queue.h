@@ -47,6 +47,7 @@ struct delivery {
 	uint8_t *result;    /* internal: per-recipient outcome so far */
 	char **failure;     /* internal: "status\0reply" of failed recipients, for DSNs */
 	struct delivery *next; /* internal: ready-list link */
+	struct delivery *all_prev, *all_next; /* internal: every live delivery */
 	struct loop_timer timer; /* internal: retry timer while deferred */
 	struct queue *q;         /* internal */
 };
@@ -54,6 +55,8 @@ struct delivery {
 /* What the egress side does with a domain queue that has ready work. */
 struct queue_hooks {
 	void (*kick)(void *ctx, struct domain_queue *dq);
+	/* queue_destroy hands back each domain queue's egress state to free. */
+	void (*forget)(void *ctx, void *egress_state);
 	void *ctx;
 };
 
@@ -67,7 +70,9 @@ struct queue_env {
 };
 
 int queue_create(const struct queue_env *env, struct queue **out);
-/* Frees memory only; durable state is in the spool already. */
+/* Frees everything in memory (messages, deliveries, domain queues); the
+ * durable state is in the spool already. Call after the spool is closed or
+ * its pending ops are reaped. */
 void queue_destroy(struct queue *q);
 
 /* Take a freshly spooled message (after its PUT committed). Copies m. */

@@ -256,7 +256,8 @@ static int daemon_start(struct daemon *d)
 	}
 	qenv = (struct queue_env){ .loop = d->loop, .spool = d->spool, .events = d->events,
 				   .metrics = d->metrics, .cfg = cfg,
-				   .hooks = { .kick = egress_kick, .ctx = d->egress } };
+				   .hooks = { .kick = egress_kick, .forget = egress_forget,
+					      .ctx = d->egress } };
 	if ((rc = queue_create(&qenv, &d->queue)) < 0)
 		return rc;
 	egress_set_queue(d->egress, d->queue);
