@@ -1,6 +1,8 @@
 /* auth.c — PBKDF2-SHA256 credentials with a positive-result cache; see auth.h. */
 #include "auth.h"
 
+#include "base64.h"
+
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
@@ -47,59 +49,6 @@ static struct {
 	struct auth_cache_stats stats;
 } auth_cache = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
-/* ---- base64 (standard alphabet, strict) ---- */
-
-static int b64_value(unsigned char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
-
-/* Decode in[0..len) into out; padding optional, non-canonical trailing
- * bits rejected. Returns the decoded length or -1. */
-static long b64_decode(const char *in, size_t len, unsigned char *out, size_t outmax)
-{
-	size_t pad = 0, i, o = 0;
-	unsigned acc = 0;
-	int bits = 0;
-
-	while (len > 0 && in[len - 1] == '=' && pad < 2) {
-		len--;
-		pad++;
-	}
-	if (pad && (len + pad) % 4 != 0)
-		return -1;
-	if (len % 4 == 1)
-		return -1;
-	for (i = 0; i < len; i++) {
-		int v = b64_value((unsigned char)in[i]);
-
-		if (v < 0)
-			return -1;
-		acc = (acc << 6) | (unsigned)v;
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			if (o == outmax)
-				return -1;
-			out[o++] = (unsigned char)(acc >> bits);
-			acc &= (1u << bits) - 1;
-		}
-	}
-	if (acc != 0)
-		return -1;
-	return (long)o;
-}
-
 /* ---- the stored string ---- */
 
 static int auth_parse(const char *s, struct auth_stored *st)
@@ -128,11 +77,11 @@ static int auth_parse(const char *s, struct auth_stored *st)
 	end = key + strlen(key);
 	if (memchr(key, '$', (size_t)(end - key)))
 		return SL_ECONFIG;
-	n = b64_decode(salt, (size_t)(key - 1 - salt), st->salt, sizeof st->salt);
+	n = base64_decode(salt, (size_t)(key - 1 - salt), false, st->salt, sizeof st->salt);
 	if (n < 1)
 		return SL_ECONFIG;
 	st->salt_len = (size_t)n;
-	n = b64_decode(key, (size_t)(end - key), st->key, sizeof st->key);
+	n = base64_decode(key, (size_t)(end - key), false, st->key, sizeof st->key);
 	if (n < AUTH_KEY_MIN)
 		return SL_ECONFIG;
 	st->key_len = (size_t)n;

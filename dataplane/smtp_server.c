@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base64.h"
 #include "err.h"
 
 /* A body buffer that grew beyond this is released after each message. */
@@ -372,57 +373,6 @@ static int rcpt_add(struct smtp_server *s, const char *addr)
 	return 0;
 }
 
-/* ---- base64 (RFC 4648, strict: padding required, no whitespace) ---- */
-
-static int b64_val(unsigned char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
-
-/* Decode n chars into out (room for cap bytes). Returns length or -1. */
-static int b64_decode(const char *in, size_t n, unsigned char *out, size_t cap)
-{
-	size_t o = 0;
-
-	if (n % 4)
-		return -1;
-	for (size_t i = 0; i < n; i += 4) {
-		int v[4], pad = 0;
-		unsigned w;
-
-		for (int k = 0; k < 4; k++) {
-			unsigned char c = (unsigned char)in[i + k];
-
-			if (c == '=' && i + 4 == n && k >= 2) {
-				v[k] = 0;
-				pad++;
-				continue;
-			}
-			if (pad || (v[k] = b64_val(c)) < 0)
-				return -1;
-		}
-		w = (unsigned)v[0] << 18 | (unsigned)v[1] << 12 | (unsigned)v[2] << 6 | (unsigned)v[3];
-		if (o + 3 - (size_t)pad > cap)
-			return -1;
-		out[o++] = (unsigned char)(w >> 16);
-		if (pad < 2)
-			out[o++] = (unsigned char)(w >> 8);
-		if (pad < 1)
-			out[o++] = (unsigned char)w;
-	}
-	return (int)o;
-}
-
 /* ---- AUTH ---- */
 
 static void auth_wipe(struct smtp_server *s)
@@ -468,7 +418,7 @@ static void auth_response(struct smtp_server *s, const char *p, size_t n, bool i
 	}
 	if (initial && n == 1 && p[0] == '=')
 		n = 0; /* RFC 4954: "=" is an empty initial response */
-	else if (n > AUTH_ENCODED_MAX || (len = b64_decode(p, n, buf, sizeof(buf))) < 0)
+	else if (n > AUTH_ENCODED_MAX || (len = (int)base64_decode(p, n, true, buf, sizeof(buf))) < 0)
 		goto bad64;
 
 	switch (s->auth_step) {
