@@ -60,7 +60,7 @@ $(BUILD)/sluice-sink: $(BUILD)/bench/sluice_sink.o $(LIB)
 
 $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka -lopendkim
 
 # Fuzz targets: clang + libFuzzer, the library rebuilt with the fuzzer's
 # coverage instrumentation in its own tree.
@@ -108,6 +108,7 @@ install: $(BINS)
 	install -D -m 0755 $(BUILD)/sluicectl $(DESTDIR)$(PREFIX)/bin/sluicectl
 	install -D -m 0755 $(BUILD)/sluice-sink $(DESTDIR)$(PREFIX)/bin/sluice-sink
 	install -D -m 0644 configs/sluice.yaml $(DESTDIR)/etc/sluice/sluice.yaml
+	install -D -m 0644 configs/bounce-rules.conf $(DESTDIR)/etc/sluice/bounce-rules.conf
 
 clean:
 	rm -rf build build-san build-fuzz

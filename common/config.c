@@ -336,7 +336,7 @@ static const char *closest(const char *word, const char *const *cands, size_t n,
 
 static const char *const top_keys[] = {
 	"hostname", "listeners", "tenants", "pools", "routes", "limits",
-	"delivery", "spool",     "dns",     "events", "metrics",
+	"delivery", "spool",     "dns",     "events", "metrics", "dkim",
 };
 static const char *const listener_keys[] = {
 	"name", "address", "tls", "relay_networks", "relay_tenant",
@@ -346,6 +346,7 @@ static const char *const tenant_keys[] = { "name", "username", "password_hash", 
 static const char *const pool_keys[] = { "name", "ips" };
 static const char *const ip_keys[] = { "address", "ehlo" };
 static const char *const route_keys[] = { "domain", "host", "port", "require_tls" };
+static const char *const dkim_keys[] = { "domain", "selector", "key", "algorithm" };
 static const char *const limits_keys[] = {
 	"max_line_length", "max_message_size", "max_recipients", "max_errors",
 	"max_clients",     "command_timeout",  "data_timeout",
@@ -1361,6 +1362,67 @@ static int parse_routes(struct ctx *c, const struct node *v)
 	return 0;
 }
 
+static int parse_dkim_key(struct ctx *c, const struct node *m, size_t idx)
+{
+	struct sl_dkim_key_cfg *k = &c->cfg->dkim[idx];
+	const char *alg;
+	int rc = check_keys(c, m, KEYS(dkim_keys));
+
+	for (size_t i = 0; !rc && i + 1 < m->n; i += 2) {
+		const struct node *v = m->kids[i + 1];
+		size_t old = path_key(c, m->kids[i]->val);
+
+		switch (key_index(KEYS(dkim_keys), m->kids[i]->val)) {
+		case 0: rc = get_domain(c, v, false, &k->domain); break;
+		case 1: rc = get_name(c, v, &k->selector); break;
+		case 2: rc = get_text(c, v, &k->key); break;
+		case 3:
+			rc = scalar(c, v, "rsa-sha256 or ed25519-sha256", &alg);
+			if (!rc && strcmp(alg, "rsa-sha256") && strcmp(alg, "ed25519-sha256"))
+				rc = bad(c, v, "'%s' is not a DKIM algorithm (expected rsa-sha256 or "
+					       "ed25519-sha256)", show(c, alg));
+			if (!rc)
+				rc = dup_str(c, alg, &k->algorithm);
+			break;
+		}
+		if (!rc)
+			path_pop(c, old);
+	}
+	if (rc)
+		return rc;
+	if (!k->domain)
+		return missing(c, m, "domain");
+	if (!k->selector)
+		return missing(c, m, "selector");
+	if (!k->key)
+		return missing(c, m, "key");
+	return 0;
+}
+
+static int parse_dkim(struct ctx *c, const struct node *v)
+{
+	struct sl_config *cfg = c->cfg;
+	int rc = expect_seq(c, v);
+
+	if (rc || v->n == 0)
+		return rc;
+	cfg->dkim = calloc(v->n, sizeof(*cfg->dkim));
+	if (!cfg->dkim)
+		return nomem(c);
+	cfg->n_dkim = v->n;
+	for (size_t i = 0; i < v->n; i++) {
+		size_t old = path_push(c, "[%zu]", i);
+
+		rc = expect_map(c, v->kids[i]);
+		if (!rc)
+			rc = parse_dkim_key(c, v->kids[i], i);
+		if (rc)
+			return rc;
+		path_pop(c, old);
+	}
+	return 0;
+}
+
 static int parse_limits(struct ctx *c, const struct node *m)
 {
 	struct sl_limits_cfg *l = &c->cfg->limits;
@@ -1628,6 +1690,7 @@ static int parse_root(struct ctx *c, const struct node *root)
 		case 8: rc = parse_dns(c, v); break;
 		case 9: rc = parse_events(c, v); break;
 		case 10: rc = parse_metrics(c, v); break;
+		case 11: rc = parse_dkim(c, v); break;
 		}
 		if (rc)
 			return rc;
@@ -1912,6 +1975,13 @@ void config_free(struct sl_config *cfg)
 		free(cfg->routes[i].host);
 	}
 	free(cfg->routes);
+	for (size_t i = 0; i < cfg->n_dkim; i++) {
+		free(cfg->dkim[i].domain);
+		free(cfg->dkim[i].selector);
+		free(cfg->dkim[i].key);
+		free(cfg->dkim[i].algorithm);
+	}
+	free(cfg->dkim);
 	free(cfg->delivery.retry_ms);
 	for (size_t i = 0; i < cfg->delivery.n_require_tls_domains; i++)
 		free(cfg->delivery.require_tls_domains[i]);

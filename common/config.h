@@ -74,6 +74,15 @@ struct sl_route_cfg {
 	bool require_tls;             /* routes[].require_tls, default false */
 };
 
+/* A DKIM signing key: mail whose From domain is `domain` is signed with it.
+ * Several keys for one domain (e.g. RSA and Ed25519) mean dual signing. */
+struct sl_dkim_key_cfg {
+	char *domain;                 /* dkim[].domain, required */
+	char *selector;               /* dkim[].selector, required */
+	char *key;                    /* dkim[].key, required: PEM private key path */
+	char *algorithm;              /* dkim[].algorithm: rsa-sha256 | ed25519-sha256; default from the key */
+};
+
 struct sl_limits_cfg {
 	size_t max_line_length;       /* limits.max_line_length, default 1000 (RFC 5321 text line) */
 	size_t max_message_size;      /* limits.max_message_size, default 25M; advertised in SIZE */
@@ -119,6 +128,7 @@ struct sl_config {
 	struct sl_tenant_cfg *tenants; size_t n_tenants;
 	struct sl_pool_cfg *pools; size_t n_pools;   /* at least one */
 	struct sl_route_cfg *routes; size_t n_routes;
+	struct sl_dkim_key_cfg *dkim; size_t n_dkim;  /* dkim: signing keys, default none */
 	struct sl_limits_cfg limits;
 	struct sl_delivery_cfg delivery;
 	struct sl_spool_cfg spool;

@@ -5,11 +5,16 @@
  *                                      (reads a line from stdin if omitted)
  *   sluicectl stats [-m HOST:PORT]     queue and delivery counters from a
  *                                      running sluiced's metrics endpoint
+ *   sluicectl dkim ...                 DKIM keys, DNS records, offline signing
+ *   sluicectl bounce classify ...      classify a bounce message or SMTP reply
+ *   sluicectl fbl parse                parse an ARF feedback report
  *
  * The control-plane API (tenants, pools, queues) arrives with the admin
  * API; until then these are the operator's tools.
  */
 #include "auth.h"
+#include "cmd_bounce.h"
+#include "cmd_dkim.h"
 #include "err.h"
 
 #include <arpa/inet.h>
@@ -29,6 +34,10 @@ static int usage(FILE *f, int rc)
 		   "                          (reads one line from stdin when PASSWORD is omitted)\n"
 		   "  stats [-m HOST:PORT]    print the counters of a running sluiced\n"
 		   "                          (metrics endpoint, default 127.0.0.1:9025)\n"
+		   "  dkim keygen|dns|sign    DKIM keys, their DNS records, offline signing\n"
+		   "                          (sluicectl dkim --help)\n"
+		   "  bounce classify         classify a bounce (stdin) or --reply 'SMTP REPLY'\n"
+		   "  fbl parse               parse an ARF feedback report (stdin) to JSON\n"
 		   "  help                    this text\n");
 	return rc;
 }
@@ -155,6 +164,12 @@ int main(int argc, char **argv)
 		return cmd_passwd(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "stats"))
 		return cmd_stats(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "dkim"))
+		return cmd_dkim(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "bounce"))
+		return cmd_bounce(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "fbl"))
+		return cmd_fbl(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "help") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))
 		return usage(stdout, 0);
 	fprintf(stderr, "sluicectl: unknown command '%s'\n", argv[1]);

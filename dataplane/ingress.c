@@ -2,10 +2,12 @@
 #include "ingress.h"
 
 #include "auth.h"
+#include "dkim.h"
 #include "err.h"
 #include "events.h"
 #include "message.h"
 #include "metrics.h"
+#include "offload.h"
 #include "session_io.h"
 #include "smtp_server.h"
 #include "spool_waiter.h"
@@ -44,6 +46,11 @@ struct in_session {
 	struct spool_rcpt *rcpts;
 	struct sl_buf body;
 	char message_id[256];
+	/* DKIM signing, on the offload thread, before the PUT. */
+	struct offload_job sign_job;
+	char from_domain[256];
+	struct sl_buf sig;
+	int sign_rc;
 };
 
 struct ingress {
@@ -53,7 +60,12 @@ struct ingress {
 	struct in_session *sessions;
 	unsigned n_sessions;
 	bool shutting_down;
-	uint64_t *c_sessions, *c_rejected_clients, *c_auth_fail;
+	bool destroying; /* late signatures must not reach the (closed) spool */
+	struct dkim_signer *signer; /* used only on the offload thread */
+	struct offload *offload;
+	struct loop_op op_offload;
+	uint64_t offload_ev;
+	uint64_t *c_sessions, *c_rejected_clients, *c_auth_fail, *c_signed, *c_sign_fail;
 	int64_t *g_sessions;
 };
 
@@ -75,6 +87,7 @@ static void session_free(struct in_session *s)
 	session_io_release(&s->io);
 	smtp_server_destroy(s->srv);
 	sl_buf_free(&s->body);
+	sl_buf_free(&s->sig);
 	free(s->rcpts);
 	free(s);
 }
@@ -174,6 +187,73 @@ static const struct sl_tenant_cfg *session_tenant(struct in_session *s)
 	return config_tenant_by_name(cfg, s->ls->cfg->relay_tenant);
 }
 
+/* Hand the finished message to the spool's group commit; on_put_done
+ * answers the client once it is durable. */
+static int session_put(struct in_session *s)
+{
+	s->msg.body_len = s->body.len;
+	s->op = (struct spool_op){ .kind = SPOOL_OP_PUT, .msg = &s->msg, .body = s->body.data,
+				   .body_len = s->body.len, .ctx = &s->waiter };
+	return spool_submit(s->in->env.spool, &s->op);
+}
+
+static void sign_run(struct offload_job *j)
+{
+	struct in_session *s = (struct in_session *)((char *)j - offsetof(struct in_session, sign_job));
+
+	sl_buf_reset(&s->sig);
+	s->sign_rc = dkim_signer_sign(s->in->signer, s->from_domain, s->body.data, s->body.len,
+				      &s->sig);
+}
+
+static void sign_done(struct offload_job *j)
+{
+	struct in_session *s = (struct in_session *)((char *)j - offsetof(struct in_session, sign_job));
+	struct ingress *in = s->in;
+	int rc = in->destroying ? -ECANCELED : s->sign_rc;
+
+	if (rc >= 0) {
+		(*in->c_signed)++;
+		/* The signature goes in front of everything, Received included. */
+		rc = sl_buf_append(&s->sig, s->body.data, s->body.len);
+		if (rc == 0) {
+			struct sl_buf t = s->body;
+
+			s->body = s->sig;
+			s->sig = t;
+			rc = session_put(s);
+		}
+	} else if (rc != -ECANCELED) {
+		(*in->c_sign_fail)++;
+	}
+	if (rc >= 0)
+		return; /* on_put_done takes it from here */
+	s->committing = false;
+	if (s->dead) {
+		session_free(s);
+		return;
+	}
+	if (in->destroying)
+		return; /* ingress_destroy frees the session */
+	smtp_server_message_result(s->srv, 451, "4.3.0", "Local error in DKIM signing, try again later");
+	session_drive(s);
+}
+
+/* Start signing when the From domain has keys; false when there is
+ * nothing to sign. */
+static bool session_sign(struct in_session *s)
+{
+	char from[512];
+
+	if (!message_header_get(s->body.data, s->body.len, "From", from, sizeof from) ||
+	    !message_from_domain(from, s->from_domain, sizeof s->from_domain) ||
+	    dkim_signer_nkeys(s->in->signer, s->from_domain) <= 0)
+		return false;
+	s->sign_job = (struct offload_job){ .run = sign_run, .done = sign_done };
+	offload_submit(s->in->offload, &s->sign_job);
+	return true;
+}
+
 static int session_accept_message(struct in_session *s, const struct smtp_server_message *m)
 {
 	struct ingress *in = s->in;
@@ -235,13 +315,13 @@ static int session_accept_message(struct in_session *s, const struct smtp_server
 		.rcpts = s->rcpts,
 		.n_rcpts = (uint32_t)m->n_rcpts,
 	};
-	s->op = (struct spool_op){ .kind = SPOOL_OP_PUT, .msg = &s->msg, .body = s->body.data,
-				   .body_len = s->body.len, .ctx = &s->waiter };
-	rc = spool_submit(in->env.spool, &s->op);
-	if (rc < 0)
-		return rc;
 	s->committing = true;
-	return 0;
+	if (in->signer && session_sign(s)) /* the PUT follows the signature */
+		return 0;
+	rc = session_put(s);
+	if (rc < 0)
+		s->committing = false;
+	return rc;
 }
 
 /* --- driving the session ------------------------------------------------ */
@@ -412,6 +492,56 @@ static void on_accept(void *ctx, struct conn *c, const struct sockaddr *peer, so
 
 /* --- lifecycle ---------------------------------------------------------- */
 
+static void arm_offload_read(struct ingress *in)
+{
+	struct io_uring_sqe *sqe = loop_sqe(in->env.loop, &in->op_offload);
+
+	io_uring_prep_read(sqe, offload_fd(in->offload), &in->offload_ev, sizeof in->offload_ev, 0);
+}
+
+static void on_offload_event(struct loop_op *op, int res, uint32_t flags)
+{
+	struct ingress *in = (struct ingress *)((char *)op - offsetof(struct ingress, op_offload));
+
+	(void)flags;
+	offload_reap(in->offload);
+	if (res != -ECANCELED)
+		arm_offload_read(in);
+}
+
+/* Load every configured DKIM key once; signing runs on one offload thread
+ * so RSA's cost never stalls the event loop. */
+static int ingress_dkim_setup(struct ingress *in, char *err, size_t errlen)
+{
+	const struct sl_config *cfg = in->env.cfg;
+	int rc;
+
+	if (!cfg->n_dkim)
+		return 0;
+	in->signer = dkim_signer_create();
+	if (!in->signer)
+		return -ENOMEM;
+	for (size_t i = 0; i < cfg->n_dkim; i++) {
+		const struct sl_dkim_key_cfg *k = &cfg->dkim[i];
+		enum dkim_algo algo = DKIM_ALGO_AUTO;
+
+		if (k->algorithm && dkim_algo_parse(k->algorithm, &algo) < 0)
+			return SL_ECONFIG;
+		rc = dkim_signer_add_key(in->signer, k->domain, k->selector, algo, k->key);
+		if (rc < 0) {
+			snprintf(err, errlen, "dkim key for %s (selector %s) from %s: %s", k->domain,
+				 k->selector, k->key, sl_strerror(rc));
+			return rc;
+		}
+	}
+	rc = offload_create(1, &in->offload);
+	if (rc < 0)
+		return rc;
+	in->op_offload.cb = on_offload_event;
+	arm_offload_read(in);
+	return 0;
+}
+
 int ingress_create(const struct ingress_env *env, struct ingress **out, char *err,
 		   size_t errlen)
 {
@@ -432,8 +562,15 @@ int ingress_create(const struct ingress_env *env, struct ingress **out, char *er
 					  "Failed SMTP AUTH attempts", "");
 	in->g_sessions = metrics_gauge(env->metrics, "sluice_ingress_sessions",
 				       "Open submission sessions", "");
+	in->c_signed = metrics_counter(env->metrics, "sluice_dkim_signed_total",
+				       "Messages DKIM-signed at acceptance", "");
+	in->c_sign_fail = metrics_counter(env->metrics, "sluice_dkim_failures_total",
+					  "Messages whose DKIM signing failed (answered 451)", "");
 	if (!in->listeners || !in->c_sessions || !in->c_rejected_clients || !in->c_auth_fail ||
-	    !in->g_sessions)
+	    !in->g_sessions || !in->c_signed || !in->c_sign_fail)
+		goto fail;
+	rc = ingress_dkim_setup(in, err, errlen);
+	if (rc < 0)
 		goto fail;
 	for (size_t i = 0; i < cfg->n_listeners; i++) {
 		const struct sl_listener_cfg *lc = &cfg->listeners[i];
@@ -497,6 +634,11 @@ void ingress_destroy(struct ingress *in)
 {
 	if (!in)
 		return;
+	/* Finish signatures under way first: their sessions are freed below. */
+	in->destroying = true;
+	if (in->offload)
+		offload_destroy(in->offload);
+	in->offload = NULL;
 	while (in->sessions) {
 		struct in_session *s = in->sessions;
 
@@ -511,6 +653,8 @@ void ingress_destroy(struct ingress *in)
 		if (in->listeners[i].tls)
 			tls_ctx_destroy(in->listeners[i].tls);
 	}
+	if (in->signer)
+		dkim_signer_destroy(in->signer);
 	free(in->listeners);
 	free(in);
 }

@@ -110,3 +110,23 @@ void message_date(unsigned long long wall_ms, char out[40])
 	gmtime_r(&t, &tm);
 	strftime(out, 40, "%a, %d %b %Y %H:%M:%S +0000", &tm);
 }
+
+bool message_from_domain(const char *v, char *out, size_t outlen)
+{
+	const char *lt = strchr(v, '<'), *start = lt ? lt + 1 : v, *end, *at;
+	size_t n;
+
+	end = lt ? strchr(start, '>') : NULL;
+	if (!end)
+		end = start + strcspn(start, " ,;>");
+	at = memrchr(start, '@', (size_t)(end - start));
+	if (!at || at + 1 >= end)
+		return false;
+	n = (size_t)(end - at - 1);
+	if (n + 1 > outlen)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		out[i] = (char)tolower((unsigned char)at[1 + i]);
+	out[n] = 0;
+	return true;
+}

@@ -26,6 +26,11 @@ bool message_header_get(const char *msg, size_t len, const char *name, char *out
  * X-Sluice-* control headers). 0 or -ENOMEM. */
 int message_append_without(struct sl_buf *out, const char *msg, size_t len, const char *name);
 
+/* The domain of the (first) address in a From: field value such as
+ * "Acme <news@acme.test>" or "news@acme.test", lower-cased into out.
+ * False when there is none. */
+bool message_from_domain(const char *from_value, char *out, size_t outlen);
+
 /* RFC 5322 date-time for a wall-clock time in ms, e.g.
  * "Mon, 23 Nov 2026 09:34:27 +0000". */
 void message_date(unsigned long long wall_ms, char out[40]);

@@ -3,8 +3,8 @@
 # Idempotent and fast when everything is already there.
 set -e
 PKGS="build-essential pkg-config clang libclang-rt-14-dev liburing-dev liblmdb-dev
-lmdb-utils libssl-dev openssl libyaml-dev libunbound-dev libcmocka-dev
-python3-pytest unbound iproute2"
+lmdb-utils libssl-dev openssl libyaml-dev libunbound-dev libcmocka-dev libopendkim-dev
+python3-pytest python3-dkim unbound iproute2"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

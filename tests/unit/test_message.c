@@ -57,6 +57,22 @@ static void test_append_without(void **state)
 	sl_buf_free(&b);
 }
 
+static void test_from_domain(void **state)
+{
+	char d[64];
+
+	(void)state;
+	assert_true(message_from_domain("Acme News <news@Acme.TEST>", d, sizeof d));
+	assert_string_equal(d, "acme.test");
+	assert_true(message_from_domain("news@acme.test", d, sizeof d));
+	assert_string_equal(d, "acme.test");
+	assert_true(message_from_domain("\"a@b\" <x@real.test>, y@other.test", d, sizeof d));
+	assert_string_equal(d, "real.test");
+	assert_false(message_from_domain("undisclosed", d, sizeof d));
+	assert_false(message_from_domain("<x@>", d, sizeof d));
+	assert_false(message_from_domain("x@averyveryverylongdomain.test", d, 8));
+}
+
 static void test_date(void **state)
 {
 	char d[40];
@@ -72,6 +88,7 @@ int main(void)
 		cmocka_unit_test(test_header_len),
 		cmocka_unit_test(test_header_get),
 		cmocka_unit_test(test_append_without),
+		cmocka_unit_test(test_from_domain),
 		cmocka_unit_test(test_date),
 	};
 
