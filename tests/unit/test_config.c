@@ -452,7 +452,9 @@ static const struct bad_case bad_cases[] = {
 	/* unknown and duplicate keys */
 	{ POOL "listner: 1\n", "t.yaml:5:1: unknown key 'listner' (did you mean 'listeners'?)" },
 	{ POOL "listeners:\n  - name: l\n    adress: 127.0.0.1:25\n", "t.yaml:7:5: unknown key 'adress' in listeners[0] (did you mean 'address'?)" },
-	{ POOL "frobnicate: 1\n", "t.yaml:5:1: unknown key 'frobnicate' (expected one of: hostname, listeners, tenants, pools, routes, limits, delivery, spool, dns, events, metrics)" },
+	{ POOL "frobnicate: 1\n", "t.yaml:5:1: unknown key 'frobnicate' (expected one of: hostname, listeners, tenants, pools, routes, limits, delivery, spool, dns, events, metrics, dkim)" },
+	{ POOL "dkim:\n  - {domain: a.test, selector: s1}\n", "t.yaml:6:5: dkim[0]: missing required key 'key'" },
+	{ POOL "dkim:\n  - {domain: a.test, selector: s1, key: /k, algorithm: rsa}\n", "t.yaml:6:56: dkim[0].algorithm: 'rsa' is not a DKIM algorithm (expected rsa-sha256 or ed25519-sha256)" },
 	{ POOL "max_age: 1d\n", "t.yaml:5:1: unknown key 'max_age' ('max_age' belongs under 'delivery')" },
 	{ POOL "limits: {max_errors: 1, max_errors: 2}\n", "t.yaml:5:25: duplicate key 'max_errors' in limits (first at line 5)" },
 	{ "hostname: a.b\n" POOL "hostname: c.d\n", "t.yaml:6:1: duplicate key 'hostname' (first at line 1)" },
