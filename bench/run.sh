@@ -1,11 +1,21 @@
 #!/bin/sh
-# run.sh BUILD_DIR — `make bench`: end-to-end throughput of sluiced against
-# the ceiling (smtp-source straight into sluice-sink), side by side in one
-# run, inside a private network namespace. See bench/e2e_bench.py.
+# run.sh [BUILD_DIR [SCENARIO...]] — `make bench`: install the benchmark's
+# packages (bench/deps.sh), then run each scenario (default: throughput-4k
+# and throughput-100k) with bench/sluice_bench.py inside a private network
+# namespace (tests/netns.sh). Results: bench/results/<timestamp>/ and
+# bench/results/latest. See docs/bench.md.
 set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
 if [ -z "${SLUICE_NETNS:-}" ]; then
+	"$root/bench/deps.sh"
 	exec "$root/tests/netns.sh" "$0" "$@"
 fi
-exec /usr/bin/python3 "$root/bench/e2e_bench.py" --build "$root/${1:-build}" \
-	--messages "${BENCH_MESSAGES:-20000}" --sessions "${BENCH_SESSIONS:-20}"
+build=${1:-build}
+case $build in /*) ;; *) build="$root/$build" ;; esac
+[ $# -gt 0 ] && shift
+[ $# -gt 0 ] || set -- throughput-4k throughput-100k
+rc=0
+for s in "$@"; do
+	/usr/bin/python3 "$root/bench/sluice_bench.py" --build "$build" "$s" || rc=1
+done
+exit $rc

@@ -171,9 +171,9 @@ static int add_key(struct dkim_signer *s, const char *domain, const char *sel,
 			algo == DKIM_ALGO_AUTO ? "DKIM" : dkim_algo_name(algo),
 			domain, sel, DKIM_RSA_MIN_BITS);
 	else if (rc == -EEXIST)
-		fprintf(stderr, "sluicectl dkim sign: %s: a %s key was already given; "
-				"dual signing needs one RSA and one Ed25519 key\n", key,
-			dkim_algo_name(algo) ? dkim_algo_name(algo) : "key of this type");
+		fprintf(stderr, "sluicectl dkim sign: %s: a key of the same type was "
+				"already given; dual signing needs one RSA and one "
+				"Ed25519 key\n", key);
 	else
 		fprintf(stderr, "sluicectl dkim sign: %s: %s\n", key, sl_strerror(rc));
 	return rc;
@@ -290,7 +290,7 @@ int cmd_dkim(int argc, char **argv)
 {
 	if (argc < 2)
 		return dkim_usage(stderr, 2);
-	optind = 1; /* the subcommand is argv[0] for getopt */
+	optind = 0; /* reinitialise getopt; the subcommand acts as argv[0] */
 	if (!strcmp(argv[1], "keygen"))
 		return cmd_keygen(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "dns"))

@@ -605,8 +605,8 @@ static int sign_one(struct dkim_signer *s, struct dkim_key *k,
 	return sl_buf_append(out, "\r\n", 2);
 }
 
-int dkim_signer_sign_at(struct dkim_signer *s, const char *domain, const char *msg,
-		 size_t len, int64_t now, struct sl_buf *out)
+int dkim_signer_sign_at(struct dkim_signer *s, const char *domain,
+			const char *msg, size_t len, int64_t now, struct sl_buf *out)
 {
 	unsigned char bh[32];
 	size_t nfields, body_off, fields_len, out_len;
@@ -638,8 +638,8 @@ int dkim_signer_sign_at(struct dkim_signer *s, const char *domain, const char *m
 	return 0;
 }
 
-int dkim_signer_sign(struct dkim_signer *s, const char *domain, const char *msg,
-	      size_t len, struct sl_buf *out)
+int dkim_signer_sign(struct dkim_signer *s, const char *domain,
+		     const char *msg, size_t len, struct sl_buf *out)
 {
 	return dkim_signer_sign_at(s, domain, msg, len, (int64_t)time(NULL), out);
 }

@@ -96,15 +96,17 @@ int dkim_signer_nkeys(const struct dkim_signer *s, const char *domain);
 
 /*
  * Sign msg[0..len) for domain with all its keys and append the
- * DKIM-Signature field(s) to headers_out; t= is the current time.
- * On error headers_out is left as it was.
+ * DKIM-Signature field(s) to headers_out; t= is time(NULL), the only
+ * clock read. On error headers_out is left as it was. No allocation once
+ * the signer's buffers have grown to the message sizes seen.
  */
-int dkim_signer_sign(struct dkim_signer *s, const char *domain, const char *msg,
-	      size_t len, struct sl_buf *headers_out);
+int dkim_signer_sign(struct dkim_signer *s, const char *domain,
+		     const char *msg, size_t len, struct sl_buf *headers_out);
 
-/* dkim_signer_sign() with t= set to now (seconds since the epoch), for tests. */
-int dkim_signer_sign_at(struct dkim_signer *s, const char *domain, const char *msg,
-		 size_t len, int64_t now, struct sl_buf *headers_out);
+/* dkim_signer_sign() with t= given (seconds since the epoch), for tests. */
+int dkim_signer_sign_at(struct dkim_signer *s, const char *domain,
+			const char *msg, size_t len, int64_t now,
+			struct sl_buf *headers_out);
 
 /* Name of an algorithm as in a= ("rsa-sha256"); NULL for AUTO. */
 const char *dkim_algo_name(enum dkim_algo algo);

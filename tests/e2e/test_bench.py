@@ -1,0 +1,42 @@
+"""The benchmark harness end to end on the `tiny` scenario: a few hundred
+messages through the ceiling and sluiced (Postfix is left to `make bench`:
+starting it would make this test slow and depend on the postfix package),
+then report.json must parse and keep its stable shape. No timing
+assertions: the numbers only have to be there."""
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from conftest import BUILD, ROOT
+
+KEYS = {"accepted_per_s", "delivered_per_s", "p50_ms", "p99_ms", "cpu_s_per_1k",
+        "rss_mb", "ratio_postfix", "ratio_ceiling"}
+
+
+@pytest.mark.skipif(not shutil.which("smtp-source"), reason="smtp-source (postfix) not installed")
+def test_tiny_scenario_report(tmp_path):
+    pytest.importorskip("yaml")
+    r = subprocess.run([sys.executable, str(ROOT / "bench/sluice_bench.py"), "tiny",
+                        "--build", str(BUILD), "--systems", "ceiling,sluice-uring",
+                        "--results", str(tmp_path), "--no-plots"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    latest = tmp_path / "latest"
+    assert latest.is_symlink()
+    report = json.loads((latest / "report.json").read_text())
+    assert report["scenario"] == "tiny"
+    assert set(report["systems"]) == {"ceiling", "sluice-uring"}
+    for name, s in report["systems"].items():
+        assert KEYS <= set(s), name
+        assert s["complete"], name
+        assert s["delivered"] == s["messages"] + s["probes_sent"], name
+        assert s["delivered_per_s"] > 0 and s["accepted_per_s"] > 0, name
+        assert s["cpu_s_per_1k"] >= 0 and s["rss_mb"] > 0, name
+        assert s["probes_delivered"] == s["probes_sent"] > 0, name
+        assert s["p50_ms"] is not None and s["p99_ms"] >= s["p50_ms"], name
+        assert s["ratio_postfix"] is None, name
+    assert report["systems"]["ceiling"]["ratio_ceiling"] == 1.0
+    assert "| sluice-uring |" in (latest / "report.md").read_text()
