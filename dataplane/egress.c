@@ -40,6 +40,8 @@ struct dq_egress {
 	uint64_t no_tls_until; /* a handshake failed: opportunistic TLS off until then */
 	unsigned n_conns, n_connecting;
 	struct out_session *idle; /* sessions waiting for work */
+	struct dq_egress *next_kick; /* on egress.kicks while a kick is due */
+	bool kick_due;
 };
 
 struct out_session {
@@ -73,7 +75,9 @@ struct egress {
 	size_t *pool_rr;
 	unsigned n_sessions;
 	struct out_session *sessions;
-	bool starved;
+	bool starved;            /* the global connection cap refused a queue */
+	bool slot_freed;         /* a session ended since */
+	struct dq_egress *kicks; /* queues to kick at the next tick */
 	uint64_t *c_sessions, *c_connect_fail, *c_tls;
 	int64_t *g_sessions;
 };
@@ -267,6 +271,7 @@ static void session_unidle(struct out_session *s)
 static void session_destroy(struct out_session *s)
 {
 	struct egress *eg = s->eg;
+	struct dq_egress *de = s->de;
 
 	session_unidle(s);
 	if (s->d) {
@@ -293,8 +298,14 @@ static void session_destroy(struct out_session *s)
 	if (s->next)
 		s->next->prev = s->prev;
 	free(s);
-	/* A connection slot came free: the tick retries starved queues. */
-	eg->starved = true;
+	eg->slot_freed = true;
+	/* A connection slot came free: its own queue may want it (say the
+	 * session ended at max_messages_per_connection with work left). */
+	if (!de->kick_due) {
+		de->kick_due = true;
+		de->next_kick = eg->kicks;
+		eg->kicks = de;
+	}
 }
 
 static void session_timeout(struct loop_timer *t)
@@ -620,8 +631,14 @@ void egress_kick(void *ctx, struct domain_queue *dq)
 void egress_forget(void *egress, void *state)
 {
 	struct dq_egress *de = state;
+	struct dq_egress **pp;
 
 	(void)egress;
+	for (pp = &de->eg->kicks; *pp; pp = &(*pp)->next_kick)
+		if (*pp == de) {
+			*pp = de->next_kick;
+			break;
+		}
 	if (de->lookup)
 		resolver_cancel(de->eg->res, de->lookup);
 	free(de->targets);
@@ -635,9 +652,19 @@ static void kick_one(void *ctx, struct domain_queue *dq)
 
 void egress_tick(struct egress *e)
 {
-	if (!e->starved || !e->q)
+	if (!e->q)
 		return;
-	e->starved = false;
+	while (e->kicks) {
+		struct dq_egress *de = e->kicks;
+
+		e->kicks = de->next_kick;
+		de->kick_due = false;
+		if (domain_queue_ready(de->dq))
+			egress_kick(e, de->dq);
+	}
+	if (!e->starved || !e->slot_freed)
+		return;
+	e->starved = e->slot_freed = false;
 	queue_foreach_ready(e->q, kick_one, e);
 }
 

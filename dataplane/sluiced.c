@@ -64,6 +64,7 @@ struct daemon {
 	struct uring_listener *metrics_listener;
 	struct loop_op op_spool, op_dns;
 	uint64_t spool_ev;
+	uint64_t events_flushed_ms;
 	int64_t *g_msgs, *g_ready, *g_active, *g_deferred;
 };
 
@@ -205,8 +206,12 @@ static void idle_hook(void *arg)
 	*d->g_ready = (int64_t)st.ready;
 	*d->g_active = (int64_t)st.active;
 	*d->g_deferred = (int64_t)st.deferred;
-	if (d->events)
+	/* The event log is written in chunks: every 50 ms (or at 64 KiB, by
+	 * events_write itself), not once per loop iteration. */
+	if (d->events && loop_now_ms(d->loop) - d->events_flushed_ms >= 50) {
 		events_flush(d->events);
+		d->events_flushed_ms = loop_now_ms(d->loop);
+	}
 }
 
 static int daemon_start(struct daemon *d)
