@@ -116,6 +116,9 @@ install: $(BINS)
 	install -D -m 0755 $(BUILD)/sluice-sink $(DESTDIR)$(PREFIX)/bin/sluice-sink
 	install -D -m 0644 configs/sluice.yaml $(DESTDIR)/etc/sluice/sluice.yaml
 	install -D -m 0644 configs/bounce-rules.conf $(DESTDIR)/etc/sluice/bounce-rules.conf
+	install -D -m 0644 configs/providers.conf $(DESTDIR)/etc/sluice/providers.conf
+	install -D -m 0644 configs/shaping.yaml $(DESTDIR)/etc/sluice/shaping.yaml
+	install -D -m 0644 configs/warmup.yaml $(DESTDIR)/etc/sluice/warmup.yaml
 
 clean:
 	rm -rf build build-san build-fuzz

@@ -8,6 +8,7 @@
  *   sluicectl dkim ...                 DKIM keys, DNS records, offline signing
  *   sluicectl bounce classify ...      classify a bounce message or SMTP reply
  *   sluicectl fbl parse                parse an ARF feedback report
+ *   sluicectl shaping explain ...      merged shaping values and their rules
  *
  * The control-plane API (tenants, pools, queues) arrives with the admin
  * API; until then these are the operator's tools.
@@ -15,6 +16,7 @@
 #include "auth.h"
 #include "cmd_bounce.h"
 #include "cmd_dkim.h"
+#include "cmd_shaping.h"
 #include "err.h"
 
 #include <arpa/inet.h>
@@ -38,6 +40,8 @@ static int usage(FILE *f, int rc)
 		   "                          (sluicectl dkim --help)\n"
 		   "  bounce classify         classify a bounce (stdin) or --reply 'SMTP REPLY'\n"
 		   "  fbl parse               parse an ARF feedback report (stdin) to JSON\n"
+		   "  shaping explain         the shaping values for an (IP, domain) pair and\n"
+		   "                          the rule behind each (sluicectl shaping --help)\n"
 		   "  help                    this text\n");
 	return rc;
 }
@@ -170,6 +174,8 @@ int main(int argc, char **argv)
 		return cmd_bounce(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "fbl"))
 		return cmd_fbl(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "shaping"))
+		return cmd_shaping(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "help") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))
 		return usage(stdout, 0);
 	fprintf(stderr, "sluicectl: unknown command '%s'\n", argv[1]);
