@@ -7,6 +7,7 @@
 #   make fuzz       run every fuzz target longer (FUZZ_SECONDS=60 each)
 #   make bench      sluice vs Postfix vs the ceiling (SCENARIO=name for one)
 #   make fmt        clang-format the tree
+#   make image      (root) the bootable appliance disk image; make install-system
 
 CC      ?= cc
 BUILD   ?= build
@@ -119,6 +120,9 @@ install: $(BINS)
 	install -D -m 0644 configs/providers.conf $(DESTDIR)/etc/sluice/providers.conf
 	install -D -m 0644 configs/shaping.yaml $(DESTDIR)/etc/sluice/shaping.yaml
 	install -D -m 0644 configs/warmup.yaml $(DESTDIR)/etc/sluice/warmup.yaml
+
+# install-system, image, image-check: the appliance (docs/image.md).
+include image/image.mk
 
 clean:
 	rm -rf build build-san build-fuzz

@@ -9,6 +9,7 @@
  *   sluicectl bounce classify ...      classify a bounce message or SMTP reply
  *   sluicectl fbl parse                parse an ARF feedback report
  *   sluicectl shaping explain ...      merged shaping values and their rules
+ *   sluicectl setup ...                the appliance's first-boot wizard
  *
  * The control-plane API (tenants, pools, queues) arrives with the admin
  * API; until then these are the operator's tools.
@@ -42,6 +43,7 @@ static int usage(FILE *f, int rc)
 		   "  fbl parse               parse an ARF feedback report (stdin) to JSON\n"
 		   "  shaping explain         the shaping values for an (IP, domain) pair and\n"
 		   "                          the rule behind each (sluicectl shaping --help)\n"
+		   "  setup [--from-seed F]   first-boot set-up of the appliance (runs sluice-setup)\n"
 		   "  help                    this text\n");
 	return rc;
 }
@@ -176,6 +178,13 @@ int main(int argc, char **argv)
 		return cmd_fbl(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "shaping"))
 		return cmd_shaping(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "setup")) {
+		/* The first-boot wizard lives with the appliance image. */
+		argv[1] = "/usr/sbin/sluice-setup";
+		execv(argv[1], argv + 1);
+		fprintf(stderr, "sluicectl setup: cannot run %s: %s\n", argv[1], strerror(errno));
+		return 1;
+	}
 	if (!strcmp(argv[1], "help") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))
 		return usage(stdout, 0);
 	fprintf(stderr, "sluicectl: unknown command '%s'\n", argv[1]);
