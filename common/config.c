@@ -336,7 +336,7 @@ static const char *closest(const char *word, const char *const *cands, size_t n,
 
 static const char *const top_keys[] = {
 	"hostname", "listeners", "tenants", "pools", "routes", "limits",
-	"delivery", "spool",     "dns",     "events", "metrics", "dkim",
+	"delivery", "spool",     "dns",     "events", "metrics", "dkim", "shaping",
 };
 static const char *const listener_keys[] = {
 	"name", "address", "tls", "relay_networks", "relay_tenant",
@@ -347,6 +347,7 @@ static const char *const pool_keys[] = { "name", "ips" };
 static const char *const ip_keys[] = { "address", "ehlo" };
 static const char *const route_keys[] = { "domain", "host", "port", "require_tls" };
 static const char *const dkim_keys[] = { "domain", "selector", "key", "algorithm" };
+static const char *const shaping_keys[] = { "rules", "providers" };
 static const char *const limits_keys[] = {
 	"max_line_length", "max_message_size", "max_recipients", "max_errors",
 	"max_clients",     "command_timeout",  "data_timeout",
@@ -1423,6 +1424,24 @@ static int parse_dkim(struct ctx *c, const struct node *v)
 	return 0;
 }
 
+static int parse_shaping(struct ctx *c, const struct node *m)
+{
+	int rc = check_keys(c, m, KEYS(shaping_keys));
+
+	for (size_t i = 0; !rc && i + 1 < m->n; i += 2) {
+		const struct node *v = m->kids[i + 1];
+		size_t old = path_key(c, m->kids[i]->val);
+
+		switch (key_index(KEYS(shaping_keys), m->kids[i]->val)) {
+		case 0: rc = get_text(c, v, &c->cfg->shaping_rules); break;
+		case 1: rc = get_text(c, v, &c->cfg->shaping_providers); break;
+		}
+		if (!rc)
+			path_pop(c, old);
+	}
+	return rc;
+}
+
 static int parse_limits(struct ctx *c, const struct node *m)
 {
 	struct sl_limits_cfg *l = &c->cfg->limits;
@@ -1691,6 +1710,7 @@ static int parse_root(struct ctx *c, const struct node *root)
 		case 9: rc = parse_events(c, v); break;
 		case 10: rc = parse_metrics(c, v); break;
 		case 11: rc = parse_dkim(c, v); break;
+		case 12: rc = parse_shaping(c, v); break;
 		}
 		if (rc)
 			return rc;
@@ -1982,6 +2002,8 @@ void config_free(struct sl_config *cfg)
 		free(cfg->dkim[i].algorithm);
 	}
 	free(cfg->dkim);
+	free(cfg->shaping_rules);
+	free(cfg->shaping_providers);
 	free(cfg->delivery.retry_ms);
 	for (size_t i = 0; i < cfg->delivery.n_require_tls_domains; i++)
 		free(cfg->delivery.require_tls_domains[i]);

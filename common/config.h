@@ -129,6 +129,8 @@ struct sl_config {
 	struct sl_pool_cfg *pools; size_t n_pools;   /* at least one */
 	struct sl_route_cfg *routes; size_t n_routes;
 	struct sl_dkim_key_cfg *dkim; size_t n_dkim;  /* dkim: signing keys, default none */
+	char *shaping_rules;          /* shaping.rules: per-destination rules file; default none (delivery.* for all) */
+	char *shaping_providers;      /* shaping.providers: MX-suffix provider table; default none */
 	struct sl_limits_cfg limits;
 	struct sl_delivery_cfg delivery;
 	struct sl_spool_cfg spool;

@@ -3,7 +3,9 @@
 
 #include "err.h"
 #include "metrics.h"
+#include "providers.h"
 #include "session_io.h"
+#include "shaping.h"
 #include "smtp_client.h"
 #include "smtp_reply.h"
 #include "tls.h"
@@ -16,7 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define IDLE_KEEP_MS 2000       /* an idle connection waits this long for work */
+#define IDLE_KEEP_MS 2000       /* builtin: an idle connection waits this long for work */
 #define RESOLVE_TTL_MS 300000   /* reuse a lookup this long */
 #define NO_TLS_MS 3600000       /* after a failed handshake, plaintext this long */
 
@@ -42,6 +44,11 @@ struct dq_egress {
 	struct out_session *idle; /* sessions waiting for work */
 	struct dq_egress *next_kick; /* on egress.kicks while a kick is due */
 	bool kick_due;
+	/* Shaping for this destination, resolved with each lookup. */
+	struct shaping_values shape;
+	struct rate_limiter conn_rate, msg_rate;
+	struct loop_timer rate_timer; /* a rate limit said "later" */
+	char provider[64];
 };
 
 struct out_session {
@@ -78,6 +85,8 @@ struct egress {
 	bool starved;            /* the global connection cap refused a queue */
 	bool slot_freed;         /* a session ended since */
 	struct dq_egress *kicks; /* queues to kick at the next tick */
+	struct shaping_rules *shaping;
+	struct provider_table *providers; /* NULL: no provider rules */
 	uint64_t *c_sessions, *c_connect_fail, *c_tls;
 	int64_t *g_sessions;
 };
@@ -110,6 +119,44 @@ static bool domain_requires_tls(const struct sl_config *cfg, const char *domain)
 	return false;
 }
 
+static void on_rate_timer(struct loop_timer *t)
+{
+	struct dq_egress *de = (struct dq_egress *)((char *)t - offsetof(struct dq_egress, rate_timer));
+
+	egress_kick(de->eg, de->dq);
+}
+
+/* A rate limit refused: come back when rl has a token. */
+static void rate_wait(struct dq_egress *de, struct rate_limiter *rl)
+{
+	uint64_t now = loop_now_ms(de->eg->loop), at = rate_next_ms(rl, now);
+
+	if (!loop_timer_armed(&de->rate_timer) || de->rate_timer.expire_ms > at)
+		loop_timer_arm(de->eg->loop, &de->rate_timer, at > now ? at - now : 1);
+}
+
+/* Shaping for the destination now that its MX hosts are known: provider
+ * by MX suffix, site = the sorted MX set, then the rules' merge. */
+static void dq_shape(struct dq_egress *de, const char *const *mx, size_t n_mx)
+{
+	struct egress *eg = de->eg;
+	const char *provider = eg->providers && n_mx ? provider_for_mxs(eg->providers, mx, n_mx) : NULL;
+	char site[1024] = "";
+	uint64_t now = loop_now_ms(eg->loop);
+
+	if (n_mx && site_key(mx, n_mx, site, sizeof site) < 0)
+		site[0] = 0;
+	snprintf(de->provider, sizeof de->provider, "%s", provider ? provider : "");
+	shaping_resolve(eg->shaping,
+			&(struct shaping_key){ .pool = domain_queue_pool(de->dq),
+					       .provider = provider,
+					       .site = site[0] ? site : NULL,
+					       .domain = domain_queue_domain(de->dq) },
+			&de->shape);
+	rate_update(&de->conn_rate, &de->shape.connection_rate, 0, now);
+	rate_update(&de->msg_rate, &de->shape.message_rate, 0, now);
+}
+
 static struct dq_egress *dq_state(struct egress *eg, struct domain_queue *dq)
 {
 	void **slot = domain_queue_egress_slot(dq);
@@ -121,6 +168,14 @@ static struct dq_egress *dq_state(struct egress *eg, struct domain_queue *dq)
 			return NULL;
 		de->eg = eg;
 		de->dq = dq;
+		de->rate_timer.cb = on_rate_timer;
+		/* Until the first lookup: the shaping rules' defaults. */
+		shaping_resolve(eg->shaping,
+				&(struct shaping_key){ .pool = domain_queue_pool(dq),
+						       .domain = domain_queue_domain(dq) },
+				&de->shape);
+		rate_init(&de->conn_rate, &de->shape.connection_rate, 0, loop_now_ms(eg->loop));
+		rate_init(&de->msg_rate, &de->shape.message_rate, 0, loop_now_ms(eg->loop));
 		*slot = de;
 	}
 	return de;
@@ -170,10 +225,18 @@ static void on_resolved(void *ctx, int err, const struct mx_result *res)
 	free(de->targets);
 	de->targets = NULL;
 	de->n_targets = de->good = 0;
-	if (!err)
-		for (size_t i = 0; i < res->n_hosts; i++)
+	if (!err) {
+		const char *mx[RESOLVER_MAX_HOSTS];
+		size_t n_mx = 0;
+
+		for (size_t i = 0; i < res->n_hosts; i++) {
 			for (size_t j = 0; j < res->hosts[i].n_addrs; j++)
 				add_target(de, &res->hosts[i].addrs[j], res->hosts[i].name, port);
+			if (n_mx < RESOLVER_MAX_HOSTS)
+				mx[n_mx++] = res->hosts[i].name;
+		}
+		dq_shape(de, mx, n_mx);
+	}
 	if (!err && de->n_targets) {
 		de->rs = RS_OK;
 		de->resolved_at = loop_now_ms(de->eg->loop);
@@ -219,6 +282,7 @@ static bool dq_resolve(struct dq_egress *de)
 			de->n_targets = de->good = 0;
 			if (add_target(de, &ss, route->host, route->port) < 0)
 				return false;
+			dq_shape(de, (const char *const *)&route->host, 1);
 			de->rs = RS_OK;
 			de->resolved_at = now;
 			return true;
@@ -335,7 +399,7 @@ static int session_connect(struct out_session *s)
 	snprintf(s->site, sizeof s->site, "%s", t->host);
 	return transport_connect(s->eg->t, (struct sockaddr *)&s->src, s->src_len,
 				 (struct sockaddr *)&t->addr, t->len,
-				 s->eg->cfg->delivery.connect_timeout_ms, &session_handler, s,
+				 de->shape.connect_timeout_ms, &session_handler, s,
 				 &s->io.conn);
 }
 
@@ -385,27 +449,39 @@ static int session_start(struct dq_egress *de)
 	return 0;
 }
 
-/* Give s the next ready delivery of its domain, or park it idle. */
-static void session_take_work(struct out_session *s)
+static void session_park(struct out_session *s)
+{
+	s->idle = true;
+	s->next_idle = s->de->idle;
+	s->de->idle = s;
+	loop_timer_arm(s->eg->loop, &s->timer, s->de->shape.idle_timeout_ms);
+}
+
+/* Give s the next ready delivery of its domain (false: none, or the
+ * destination's message rate says later; s is then parked idle or QUITs). */
+static bool session_take_work(struct out_session *s)
 {
 	struct egress *eg = s->eg;
+	struct dq_egress *de = s->de;
 	const struct spool_msg *m;
 	struct smtp_client_msg cm;
 	const char **rcpts;
 	int rc;
 
-	if (s->n_msgs >= eg->cfg->delivery.max_messages_per_connection ||
-	    !(s->d = domain_queue_take(s->de->dq))) {
-		if (s->n_msgs >= eg->cfg->delivery.max_messages_per_connection) {
-			smtp_client_quit(s->cl);
-			return;
-		}
-		s->idle = true;
-		s->next_idle = s->de->idle;
-		s->de->idle = s;
-		loop_timer_arm(eg->loop, &s->timer, IDLE_KEEP_MS);
-		return;
+	if (s->n_msgs >= de->shape.max_messages_per_connection) {
+		smtp_client_quit(s->cl);
+		return false;
 	}
+	if (!domain_queue_ready(de->dq)) {
+		session_park(s);
+		return false;
+	}
+	if (!rate_allow(&de->msg_rate, loop_now_ms(eg->loop), 1)) {
+		rate_wait(de, &de->msg_rate);
+		session_park(s);
+		return false;
+	}
+	s->d = domain_queue_take(de->dq);
 	m = delivery_msg(s->d);
 	sl_buf_reset(&s->body);
 	rc = delivery_read_body(eg->q, s->d, &s->body);
@@ -415,8 +491,7 @@ static void session_take_work(struct out_session *s)
 						  sl_strerror(rc < 0 ? rc : -ENOMEM));
 		free(rcpts);
 		session_reply_all(s, &r);
-		session_take_work(s);
-		return;
+		return session_take_work(s);
 	}
 	for (uint32_t i = 0; i < s->d->n_rcpts; i++)
 		rcpts[i] = m->rcpts[s->d->rcpt_idx[i]].addr;
@@ -437,7 +512,9 @@ static void session_take_work(struct out_session *s)
 
 		session_reply_all(s, &r);
 		smtp_client_quit(s->cl);
+		return false;
 	}
+	return true;
 }
 
 /* Run the client's events until it needs input; flush its output. */
@@ -602,25 +679,31 @@ void egress_kick(void *ctx, struct domain_queue *dq)
 {
 	struct egress *eg = ctx;
 	struct dq_egress *de = dq_state(eg, dq);
-	unsigned max_dom = eg->cfg->delivery.max_connections_per_domain;
 
 	if (!de || !eg->q)
 		return;
 	/* Idle sessions first: they are connected already. */
 	while (de->idle && domain_queue_ready(dq)) {
 		struct out_session *s = de->idle;
+		bool took;
 
 		session_unidle(s);
 		loop_timer_arm(eg->loop, &s->timer, eg->cfg->delivery.command_timeout_ms);
-		session_take_work(s);
+		took = session_take_work(s);
 		session_drive(s);
+		if (!took && s->idle)
+			return; /* the message rate says later; its timer kicks again */
 	}
 	if (!domain_queue_ready(dq) || !dq_resolve(de))
 		return;
 	while (domain_queue_ready(dq) > de->n_connecting &&
-	       de->n_conns + de->n_connecting < max_dom) {
+	       de->n_conns + de->n_connecting < de->shape.max_connections) {
 		if (eg->n_sessions >= eg->cfg->delivery.max_connections) {
 			eg->starved = true;
+			return;
+		}
+		if (!rate_allow(&de->conn_rate, loop_now_ms(eg->loop), 1)) {
+			rate_wait(de, &de->conn_rate);
 			return;
 		}
 		if (session_start(de) < 0)
@@ -641,6 +724,7 @@ void egress_forget(void *egress, void *state)
 		}
 	if (de->lookup)
 		resolver_cancel(de->eg->res, de->lookup);
+	loop_timer_cancel(de->eg->loop, &de->rate_timer);
 	free(de->targets);
 	free(de);
 }
@@ -670,8 +754,40 @@ void egress_tick(struct egress *e)
 
 /* --- lifecycle ---------------------------------------------------------- */
 
+/* The shaping rules and provider table, with delivery.* as the builtin
+ * layer under them (and as everything when no rules file is configured). */
+static int egress_shaping_setup(struct egress *eg, char *err, size_t errlen)
+{
+	const struct sl_delivery_cfg *dc = &eg->cfg->delivery;
+	struct shaping_values base;
+	int rc;
+
+	if (eg->cfg->shaping_rules)
+		rc = shaping_load(eg->cfg->shaping_rules, &eg->shaping, err, errlen);
+	else
+		rc = (eg->shaping = shaping_empty()) ? 0 : -ENOMEM;
+	if (rc < 0)
+		return rc;
+	if (eg->cfg->shaping_providers) {
+		rc = providers_load(eg->cfg->shaping_providers, &eg->providers, err, errlen);
+		if (rc < 0)
+			return rc;
+	}
+	shaping_builtin(&base);
+	base.max_connections = dc->max_connections_per_domain;
+	base.max_messages_per_connection = dc->max_messages_per_connection;
+	base.connect_timeout_ms = dc->connect_timeout_ms;
+	base.max_age_ms = dc->max_age_ms;
+	base.idle_timeout_ms = IDLE_KEEP_MS;
+	base.n_retry = dc->n_retry < 32 ? dc->n_retry : 32;
+	memcpy(base.retry_ms, dc->retry_ms, base.n_retry * sizeof base.retry_ms[0]);
+	shaping_set_builtin(eg->shaping, &base);
+	return 0;
+}
+
 int egress_create(struct loop *l, struct transport *t, struct resolver *r,
-		  const struct sl_config *cfg, struct metrics *m, struct egress **out)
+		  const struct sl_config *cfg, struct metrics *m, struct egress **out,
+		  char *err, size_t errlen)
 {
 	struct egress *eg = calloc(1, sizeof *eg);
 	int rc = -ENOMEM;
@@ -693,12 +809,19 @@ int egress_create(struct loop *l, struct transport *t, struct resolver *r,
 	if (!eg->pool_rr || !eg->c_sessions || !eg->c_connect_fail || !eg->c_tls ||
 	    !eg->g_sessions)
 		goto fail;
+	rc = egress_shaping_setup(eg, err, errlen);
+	if (rc < 0)
+		goto fail;
 	rc = tls_ctx_client_create(cfg->delivery.tls_verify, NULL, &eg->tls);
 	if (rc < 0)
 		goto fail;
 	*out = eg;
 	return 0;
 fail:
+	if (eg->shaping)
+		shaping_free(eg->shaping);
+	if (eg->providers)
+		providers_free(eg->providers);
 	free(eg->pool_rr);
 	free(eg);
 	return rc;
@@ -722,6 +845,10 @@ void egress_destroy(struct egress *e)
 	egress_shutdown(e);
 	if (e->tls)
 		tls_ctx_destroy(e->tls);
+	if (e->shaping)
+		shaping_free(e->shaping);
+	if (e->providers)
+		providers_free(e->providers);
 	free(e->pool_rr);
 	free(e);
 }

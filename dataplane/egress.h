@@ -9,8 +9,15 @@
  * reuses each connection for up to delivery.max_messages_per_connection
  * messages, and hands every recipient's reply back to the queue.
  *
- * Limits: delivery.max_connections in total, max_connections_per_domain
- * per domain queue, connect and command timeouts from the config.
+ * Shaping: each destination's limits come from the shaping rules
+ * (control/shaping.h; `shaping.rules` in the config), matched on the
+ * pool, the provider (MX suffix, `shaping.providers`), the site (the
+ * sorted MX set) and the domain, with delivery.* as the builtin layer:
+ * max_connections, connection_rate, message_rate,
+ * max_messages_per_connection, connect and idle timeouts. They are
+ * resolved again with every MX lookup (RESOLVE_TTL_MS). The retry schedule
+ * and max age still come from delivery.* (the queue's). In total at most
+ * delivery.max_connections sessions.
  */
 #ifndef SL_EGRESS_H
 #define SL_EGRESS_H
@@ -24,8 +31,11 @@
 struct egress;
 struct metrics;
 
+/* Loads the shaping rules and provider table the config names; their
+ * errors ("FILE:LINE:COL: ...") go to err. */
 int egress_create(struct loop *l, struct transport *t, struct resolver *r,
-		  const struct sl_config *cfg, struct metrics *m, struct egress **out);
+		  const struct sl_config *cfg, struct metrics *m, struct egress **out,
+		  char *err, size_t errlen);
 /* The queue is created after egress (it needs egress_kick as its hook). */
 void egress_set_queue(struct egress *e, struct queue *q);
 void egress_destroy(struct egress *e);

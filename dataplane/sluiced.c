@@ -254,9 +254,9 @@ static int daemon_start(struct daemon *d)
 		return rc;
 	}
 	rc = egress_create(d->loop, transport_uring_base(d->tu), d->resolver, cfg, d->metrics,
-			   &d->egress);
+			   &d->egress, err, sizeof err);
 	if (rc < 0) {
-		sl_err("egress: %s", sl_strerror(rc));
+		sl_err("egress: %s", err[0] ? err : sl_strerror(rc));
 		return rc;
 	}
 	qenv = (struct queue_env){ .loop = d->loop, .spool = d->spool, .events = d->events,
