@@ -1,13 +1,13 @@
 #!/bin/sh
 # run.sh [BUILD_DIR [SCENARIO...]] — `make bench`: install the benchmark's
-# packages (bench/deps.sh), then run each scenario (default: throughput-4k
+# packages (tests/deps.sh plus the plotting library), then run each scenario (default: throughput-4k
 # and throughput-100k) with bench/sluice_bench.py inside a private network
 # namespace (tests/netns.sh). Results: bench/results/<timestamp>/ and
 # bench/results/latest. See docs/bench.md.
 set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
 if [ -z "${SLUICE_NETNS:-}" ]; then
-	"$root/bench/deps.sh"
+	"$root/tests/deps.sh" python3-matplotlib
 	exec "$root/tests/netns.sh" "$0" "$@"
 fi
 build=${1:-build}

@@ -666,7 +666,7 @@ def main():
     if not os.environ.get("SLUICE_NETNS"):
         raise SystemExit("bench: run inside tests/netns.sh (bench/run.sh does it)")
     if not shutil.which("smtp-source"):
-        raise SystemExit("bench: smtp-source not found (bench/deps.sh installs postfix)")
+        raise SystemExit("bench: smtp-source not found (tests/deps.sh installs postfix)")
     sc = load_scenario(a.scenario)
     if a.messages:
         sc["messages"] = a.messages

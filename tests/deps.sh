@@ -1,10 +1,11 @@
 #!/bin/sh
-# Installs the Debian 12 packages that building, testing and the demo need.
-# Idempotent and fast when everything is already there.
+# deps.sh [EXTRA-PACKAGE...] — installs the Debian 12 packages that
+# building, testing and the demo need (and any extra ones named, e.g. the
+# benchmark's plotting library). Idempotent and fast when all are there.
 set -e
 PKGS="build-essential pkg-config clang libclang-rt-14-dev liburing-dev liblmdb-dev
 lmdb-utils libssl-dev openssl libyaml-dev libunbound-dev libcmocka-dev libopendkim-dev
-python3-pytest python3-dkim python3-yaml unbound iproute2 postfix"
+python3-pytest python3-dkim python3-yaml unbound iproute2 postfix $*"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
