@@ -1,5 +1,6 @@
 /* sink_rules.c — sluice-sink's rules: parser and decisions; see sink_rules.h. */
 #include "sink_rules.h"
+#include "file.h"
 
 #include "err.h"
 
@@ -568,51 +569,18 @@ fail:
 int sink_rules_load(const char *path, struct sink_rules **out, char *err,
 		    size_t errlen)
 {
-	struct stat st;
 	char *text = NULL;
-	size_t got = 0;
-	ssize_t n;
-	int fd, rc;
+	size_t len;
+	int rc;
 
 	if (err && errlen)
 		err[0] = '\0';
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		rc = -errno;
-		goto fail;
-	}
-	if (fstat(fd, &st) < 0) {
-		rc = -errno;
-		goto fail;
-	}
-	if (st.st_size > (off_t)FILE_MAX_LEN) {
-		rc = -EFBIG;
-		goto fail;
-	}
-	text = malloc((size_t)st.st_size + 1);
-	if (!text) {
-		rc = -ENOMEM;
-		goto fail;
-	}
-	while (got < (size_t)st.st_size) {
-		n = read(fd, text + got, (size_t)st.st_size - got);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			rc = -errno;
-			goto fail;
-		}
-		if (n == 0)
-			break;
-		got += (size_t)n;
-	}
-	rc = sink_rules_parse(text, got, path, out, err, errlen);
-fail:
+	rc = sl_file_read(path, FILE_MAX_LEN, &text, &len);
+	if (rc == 0)
+		rc = sink_rules_parse(text, len, path, out, err, errlen);
 	if (rc && err && errlen && !err[0])
 		snprintf(err, errlen, "%s: %s", path, sl_strerror(rc));
 	free(text);
-	if (fd >= 0)
-		close(fd);
 	return rc;
 }
 

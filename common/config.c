@@ -10,6 +10,7 @@
  * The first error wins; its message names FILE:LINE:COL and the key path.
  */
 #include "config.h"
+#include "file.h"
 
 #include "err.h"
 
@@ -1899,60 +1900,24 @@ fail:
 
 int config_load(const char *path, struct sl_config **out, char *err, size_t errlen)
 {
-	size_t len = 0, cap = 0;
+	size_t len = 0;
 	char *buf = NULL;
-	int fd, rc;
+	int rc;
 
 	*out = NULL;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		rc = -errno;
-		goto fail_errno;
+	rc = sl_file_read(path, CONFIG_MAX_FILE, &buf, &len);
+	if (rc == SL_ETOOBIG) {
+		if (err && errlen)
+			snprintf(err, errlen, "%s: larger than %u MiB", path, CONFIG_MAX_FILE >> 20);
+		return SL_ECONFIG;
 	}
-	for (;;) {
-		ssize_t n;
-
-		if (len == cap) {
-			char *b;
-
-			if (cap >= CONFIG_MAX_FILE) {
-				close(fd);
-				free(buf);
-				if (err && errlen)
-					snprintf(err, errlen, "%s: larger than %u MiB", path,
-						 CONFIG_MAX_FILE >> 20);
-				return SL_ECONFIG;
-			}
-			cap = cap ? cap * 2 : 16384;
-			b = realloc(buf, cap);
-			if (!b) {
-				close(fd);
-				free(buf);
-				rc = -ENOMEM;
-				goto fail_errno;
-			}
-			buf = b;
-		}
-		n = read(fd, buf + len, cap - len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			rc = -errno;
-			close(fd);
-			free(buf);
-			goto fail_errno;
-		}
-		if (n == 0)
-			break;
-		len += (size_t)n;
+	if (rc < 0) {
+		if (err && errlen)
+			snprintf(err, errlen, "%s: %s", path, sl_strerror(rc));
+		return rc;
 	}
-	close(fd);
-	rc = config_load_string(path, buf ? buf : "", len, out, err, errlen);
+	rc = config_load_string(path, buf, len, out, err, errlen);
 	free(buf);
-	return rc;
-fail_errno:
-	if (err && errlen)
-		snprintf(err, errlen, "%s: %s", path, strerror(-rc));
 	return rc;
 }
 

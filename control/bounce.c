@@ -6,6 +6,7 @@
 #include "bounce.h"
 #include "arf.h"
 #include "err.h"
+#include "file.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -279,49 +280,22 @@ fail:
 
 int bounce_rules_load(const char *path, struct bounce_rules **out, char *err, size_t errlen)
 {
-	struct stat st;
-	char *text = NULL;
-	size_t got = 0;
-	int fd, rc;
+	char *text;
+	size_t len;
+	int rc;
 
 	*out = NULL;
 	if (err && errlen)
 		err[0] = 0;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		rc = -errno;
-		set_err(err, errlen, path, 0, "%s", strerror(errno));
+	rc = sl_file_read(path, RULES_FILE_MAX, &text, &len);
+	if (rc == SL_ETOOBIG)
+		return set_err(err, errlen, path, 0, "file larger than %u bytes", RULES_FILE_MAX);
+	if (rc < 0) {
+		set_err(err, errlen, path, 0, "%s", sl_strerror(rc));
 		return rc;
 	}
-	if (fstat(fd, &st) < 0) {
-		rc = -errno;
-		goto fail;
-	}
-	if (st.st_size > (off_t)RULES_FILE_MAX) {
-		rc = set_err(err, errlen, path, 0, "file larger than %u bytes", RULES_FILE_MAX);
-		goto fail;
-	}
-	text = malloc((size_t)st.st_size + 1);
-	if (!text) {
-		rc = -ENOMEM;
-		goto fail;
-	}
-	while (got < (size_t)st.st_size) {
-		ssize_t r = read(fd, text + got, (size_t)st.st_size - got);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0) {
-			rc = -errno;
-			goto fail;
-		}
-		if (r == 0)
-			break;
-		got += (size_t)r;
-	}
-	rc = bounce_rules_parse(text, got, path, out, err, errlen);
-fail:
+	rc = bounce_rules_parse(text, len, path, out, err, errlen);
 	free(text);
-	close(fd);
 	return rc;
 }
 

@@ -8,6 +8,7 @@
 #include "providers.h"
 
 #include "err.h"
+#include "file.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -244,52 +245,17 @@ int providers_parse(struct provider_table *t, const char *name, const char *text
 
 int providers_load_file(struct provider_table *t, const char *path, char *err, size_t errlen)
 {
-	struct stat st;
-	char *buf = NULL;
-	size_t got = 0;
-	int fd, rc;
+	char *buf;
+	size_t len;
+	int rc = sl_file_read(path, PROVIDERS_FILE_MAX, &buf, &len);
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		rc = -errno;
-		goto fail;
+	if (rc < 0) {
+		if (err && errlen)
+			snprintf(err, errlen, "%s: %s", path, sl_strerror(rc));
+		return rc;
 	}
-	if (fstat(fd, &st) < 0) {
-		rc = -errno;
-		goto fail;
-	}
-	if (st.st_size > (off_t)PROVIDERS_FILE_MAX) {
-		rc = SL_ETOOBIG;
-		goto fail;
-	}
-	buf = malloc((size_t)st.st_size + 1);
-	if (!buf) {
-		rc = -ENOMEM;
-		goto fail;
-	}
-	while (got < (size_t)st.st_size) {
-		ssize_t r = read(fd, buf + got, (size_t)st.st_size - got);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0) {
-			rc = -errno;
-			goto fail;
-		}
-		if (r == 0)
-			break;
-		got += (size_t)r;
-	}
-	close(fd);
-	fd = -1;
-	rc = providers_parse(t, path, buf, got, err, errlen);
+	rc = providers_parse(t, path, buf, len, err, errlen);
 	free(buf);
-	return rc;
-fail:
-	if (fd >= 0)
-		close(fd);
-	free(buf);
-	if (err && errlen)
-		snprintf(err, errlen, "%s: %s", path, sl_strerror(rc));
 	return rc;
 }
 

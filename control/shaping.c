@@ -9,6 +9,8 @@
  */
 #include "shaping.h"
 
+#include "file.h"
+
 #include "config.h"
 #include "err.h"
 
@@ -304,59 +306,6 @@ int shaping_yaml_parse(const char *name, const char *yaml, size_t len,
 		shaping_yaml_free(*root);
 		*root = NULL;
 	}
-	return rc;
-}
-
-int shaping_read_file(const char *path, size_t max, char **out, size_t *len)
-{
-	struct stat st;
-	char *buf = NULL;
-	size_t got = 0;
-	int fd, rc;
-
-	*out = NULL;
-	*len = 0;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	if (fstat(fd, &st) < 0) {
-		rc = -errno;
-		goto fail;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		rc = -EINVAL;
-		goto fail;
-	}
-	if ((uint64_t)st.st_size > max) {
-		rc = SL_ETOOBIG;
-		goto fail;
-	}
-	buf = malloc((size_t)st.st_size + 1);
-	if (!buf) {
-		rc = -ENOMEM;
-		goto fail;
-	}
-	while (got < (size_t)st.st_size) {
-		ssize_t r = read(fd, buf + got, (size_t)st.st_size - got);
-
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0) {
-			rc = -errno;
-			goto fail;
-		}
-		if (r == 0)
-			break;
-		got += (size_t)r;
-	}
-	close(fd);
-	buf[got] = '\0';
-	*out = buf;
-	*len = got;
-	return 0;
-fail:
-	close(fd);
-	free(buf);
 	return rc;
 }
 
@@ -898,7 +847,7 @@ int shaping_load(const char *path, struct shaping_rules **out, char *err, size_t
 	int rc;
 
 	*out = NULL;
-	rc = shaping_read_file(path, SHAPING_MAX_FILE, &buf, &len);
+	rc = sl_file_read(path, SHAPING_MAX_FILE, &buf, &len);
 	if (rc) {
 		if (err && errlen)
 			snprintf(err, errlen, "%s: %s", path, sl_strerror(rc));

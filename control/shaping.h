@@ -186,7 +186,4 @@ int shaping_yaml_parse(const char *name, const char *yaml, size_t len,
 		       struct shaping_ynode **root, char *err, size_t errlen);
 void shaping_yaml_free(struct shaping_ynode *n);
 
-/* Read a whole file (up to max bytes) into a NUL-terminated buffer. */
-int shaping_read_file(const char *path, size_t max, char **out, size_t *len);
-
 #endif

@@ -4,6 +4,8 @@
  */
 #include "warmup.h"
 
+#include "file.h"
+
 #include "err.h"
 #include "shaping.h"
 
@@ -593,7 +595,7 @@ int warmup_load(const char *path, struct warmup_config **out, char *err, size_t 
 	int rc;
 
 	*out = NULL;
-	rc = shaping_read_file(path, WARMUP_MAX_FILE, &buf, &len);
+	rc = sl_file_read(path, WARMUP_MAX_FILE, &buf, &len);
 	if (rc) {
 		if (err && errlen)
 			snprintf(err, errlen, "%s: %s", path, sl_strerror(rc));
