@@ -45,7 +45,8 @@ RULES
 	--stats "$work/sink-stats.json" --tls-cert "$work/tls/cert.pem" --tls-key "$work/tls/key.pem" \
 	-l 203.0.113.25:25 -l 203.0.113.26:25 -l 203.0.113.27:25 -l 203.0.113.28:25 \
 	-l 203.0.113.29:25 2>"$work/sink.err" &
-pids="$pids $!"
+sink_pid=$!
+pids="$pids $sink_pid"
 
 say "sluiced on configs/sluice.yaml (paths moved under $work, demo passwords set)"
 ACME_HASH=$("$root/$build/sluicectl" passwd acme-demo-pw)
@@ -91,6 +92,6 @@ done
 
 say "what happened (from the event log $work/events.jsonl)"
 /usr/bin/python3 "$root/tests/demo/summary.py" "$work/events.jsonl"
-say "receivers: $(wc -l <"$work/received.jsonl") messages received"
-kill "$sluiced_pid"
-wait "$sluiced_pid" 2>/dev/null || true
+kill "$sluiced_pid" "$sink_pid"
+wait "$sluiced_pid" "$sink_pid" 2>/dev/null || true
+say "receivers: $(wc -l <"$work/received.jsonl") messages received (the sink's own log)"
