@@ -33,7 +33,10 @@ struct qmsg {
 
 struct domain_queue {
 	char *pool, *domain;
-	struct delivery *head, *tail;
+	/* Ready deliveries, one FIFO per stream: transactional mail is taken
+	 * first, so it never waits behind a marketing backlog, while both
+	 * share the destination's connections and limits. */
+	struct delivery *head[2], *tail[2];
 	size_t n_ready;
 	void *egress;
 	struct domain_queue *hnext;
@@ -123,18 +126,20 @@ static struct domain_queue *dq_get(struct queue *q, const char *pool, const char
 
 static void dq_push(struct queue *q, struct domain_queue *dq, struct delivery *d, bool front)
 {
+	int st = d->msg->m.stream == SL_STREAM_MARKETING;
+
 	d->next = NULL;
 	if (front) {
-		d->next = dq->head;
-		dq->head = d;
-		if (!dq->tail)
-			dq->tail = d;
+		d->next = dq->head[st];
+		dq->head[st] = d;
+		if (!dq->tail[st])
+			dq->tail[st] = d;
 	} else {
-		if (dq->tail)
-			dq->tail->next = d;
+		if (dq->tail[st])
+			dq->tail[st]->next = d;
 		else
-			dq->head = d;
-		dq->tail = d;
+			dq->head[st] = d;
+		dq->tail[st] = d;
 	}
 	dq->n_ready++;
 	q->st.ready++;
@@ -144,13 +149,14 @@ static void dq_push(struct queue *q, struct domain_queue *dq, struct delivery *d
 
 struct delivery *domain_queue_take(struct domain_queue *dq)
 {
-	struct delivery *d = dq->head;
+	int st = dq->head[0] ? 0 : 1;
+	struct delivery *d = dq->head[st];
 
 	if (!d)
 		return NULL;
-	dq->head = d->next;
-	if (!dq->head)
-		dq->tail = NULL;
+	dq->head[st] = d->next;
+	if (!dq->head[st])
+		dq->tail[st] = NULL;
 	dq->n_ready--;
 	d->q->st.ready--;
 	d->q->st.active++;

@@ -4,7 +4,8 @@
  * Every spooled message with undelivered recipients lives here as a qmsg.
  * Its pending recipients are grouped per (pool, destination domain) into
  * deliveries — the unit an outbound SMTP transaction carries — and each
- * delivery is either ready (in its domain queue, FIFO), active (owned by an
+ * delivery is either ready (in its domain queue: a FIFO per stream, the
+ * transactional one served first), active (owned by an
  * egress session), or deferred (sleeping on a retry timer).
  *
  * Outcomes flow back through queue_delivery_done(): per recipient it records
@@ -87,7 +88,8 @@ const char *domain_queue_pool(const struct domain_queue *dq);
 size_t domain_queue_ready(const struct domain_queue *dq);
 /* Egress-owned per-domain state (connections, resolved hosts). */
 void **domain_queue_egress_slot(struct domain_queue *dq);
-/* Pop the next ready delivery, or NULL. */
+/* Pop the next ready delivery, or NULL: transactional before marketing,
+ * each in arrival order. */
 struct delivery *domain_queue_take(struct domain_queue *dq);
 /* Every domain queue with ready work (for periodic kicks). */
 void queue_foreach_ready(struct queue *q, void (*fn)(void *ctx, struct domain_queue *dq),

@@ -107,7 +107,15 @@ static int teardown(void **state)
 }
 
 /* PUT a message through the spool, then queue it as ingress does. */
+static uint64_t add_message_stream(struct fixture *f, const char *from, const char **rcpts,
+				   uint32_t n, uint8_t stream);
 static uint64_t add_message(struct fixture *f, const char *from, const char **rcpts, uint32_t n)
+{
+	return add_message_stream(f, from, rcpts, n, SL_STREAM_TRANSACTIONAL);
+}
+
+static uint64_t add_message_stream(struct fixture *f, const char *from, const char **rcpts,
+				   uint32_t n, uint8_t stream)
 {
 	static const char body[] = "Subject: t\r\n\r\nhello\r\n";
 	struct spool_rcpt rs[8] = { 0 };
@@ -120,6 +128,7 @@ static uint64_t add_message(struct fixture *f, const char *from, const char **rc
 
 	for (uint32_t i = 0; i < n; i++)
 		rs[i].addr = (char *)rcpts[i];
+	m.stream = stream;
 	m.id = spool_next_id(f->spool);
 	assert_int_equal(spool_submit(f->spool, &op), 0);
 	while (spool_reap(f->spool, &done, 1) == 0)
@@ -274,6 +283,37 @@ static void test_recover_rebuilds_the_queue(void **state)
 	assert_non_null(kicked_for(f, "outlook.test"));
 }
 
+static void test_transactional_first(void **state)
+{
+	struct fixture *f = *state;
+	const char *rcpts[] = { "a@gmail.test" };
+	uint64_t mkt1, mkt2, tx;
+	struct domain_queue *g;
+	struct delivery *d;
+
+	mkt1 = add_message_stream(f, "m@acme.test", rcpts, 1, SL_STREAM_MARKETING);
+	mkt2 = add_message_stream(f, "m@acme.test", rcpts, 1, SL_STREAM_MARKETING);
+	tx = add_message_stream(f, "t@acme.test", rcpts, 1, SL_STREAM_TRANSACTIONAL);
+	g = kicked_for(f, "gmail.test");
+	assert_int_equal(domain_queue_ready(g), 3);
+	d = domain_queue_take(g);
+	assert_int_equal(delivery_msg(d)->id, tx); /* came last, goes first */
+	queue_delivery_requeue(f->q, d);
+	d = domain_queue_take(g); /* a requeued delivery keeps its place */
+	assert_int_equal(delivery_msg(d)->id, tx);
+	delivery_all_result(f->q, d, &(struct rcpt_outcome){ .reply = &OK });
+	queue_delivery_done(f->q, d, 1);
+	d = domain_queue_take(g);
+	assert_int_equal(delivery_msg(d)->id, mkt1);
+	delivery_all_result(f->q, d, &(struct rcpt_outcome){ .reply = &OK });
+	queue_delivery_done(f->q, d, 1);
+	d = domain_queue_take(g);
+	assert_int_equal(delivery_msg(d)->id, mkt2);
+	delivery_all_result(f->q, d, &(struct rcpt_outcome){ .reply = &OK });
+	queue_delivery_done(f->q, d, 1);
+	reap(f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -283,6 +323,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_bounce_makes_a_dsn, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_null_sender_gets_no_dsn, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_recover_rebuilds_the_queue, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_transactional_first, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
