@@ -181,9 +181,19 @@ static struct dq_egress *dq_state(struct egress *eg, struct domain_queue *dq)
 	return de;
 }
 
+/* An outcome carrying the destination's retry policy from shaping. */
+static struct rcpt_outcome de_outcome(const struct dq_egress *de, const struct smtp_reply *r,
+				      const char *source_ip, const char *site)
+{
+	return (struct rcpt_outcome){ .reply = r, .source_ip = source_ip, .site = site,
+				      .retry_ms = de->shape.retry_ms,
+				      .n_retry = de->shape.n_retry,
+				      .max_age_ms = de->shape.max_age_ms };
+}
+
 static void outcome_all_ready(struct dq_egress *de, const struct smtp_reply *r)
 {
-	struct rcpt_outcome o = { .reply = r };
+	struct rcpt_outcome o = de_outcome(de, r, NULL, NULL);
 
 	domain_queue_fail_ready(de->eg->q, de->dq, &o);
 }
@@ -308,8 +318,7 @@ static bool dq_resolve(struct dq_egress *de)
 
 static void session_reply_all(struct out_session *s, const struct smtp_reply *r)
 {
-	struct rcpt_outcome o = { .reply = r, .source_ip = s->src_ip,
-				  .site = s->site };
+	struct rcpt_outcome o = de_outcome(s->de, r, s->src_ip, s->site);
 
 	if (!s->d)
 		return;
@@ -545,8 +554,7 @@ static void session_drive(struct out_session *s)
 			break;
 		case SMTP_CLIENT_EV_RCPT:
 			if (s->d) {
-				o = (struct rcpt_outcome){ .reply = ev.reply, .source_ip = s->src_ip,
-							   .site = s->site };
+				o = de_outcome(s->de, ev.reply, s->src_ip, s->site);
 				delivery_rcpt_result(eg->q, s->d, ev.rcpt, &o);
 			}
 			break;

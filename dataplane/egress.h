@@ -14,9 +14,9 @@
  * pool, the provider (MX suffix, `shaping.providers`), the site (the
  * sorted MX set) and the domain, with delivery.* as the builtin layer:
  * max_connections, connection_rate, message_rate,
- * max_messages_per_connection, connect and idle timeouts. They are
- * resolved again with every MX lookup (RESOLVE_TTL_MS). The retry schedule
- * and max age still come from delivery.* (the queue's). In total at most
+ * max_messages_per_connection, connect and idle timeouts, and the retry
+ * schedule and max age handed to the queue with each outcome. They are
+ * resolved again with every MX lookup (RESOLVE_TTL_MS). In total at most
  * delivery.max_connections sessions.
  */
 #ifndef SL_EGRESS_H

@@ -460,17 +460,21 @@ int delivery_read_body(struct queue *q, const struct delivery *d, struct sl_buf 
 	return spool_read_body(q->env.spool, d->msg->m.id, out);
 }
 
-static uint64_t retry_delay(const struct queue *q, uint32_t attempts)
+/* Wait before the next attempt: the outcome's schedule (the destination's
+ * shaping) or delivery.retry_schedule; its last interval repeats. */
+static uint64_t retry_delay(const struct queue *q, const struct rcpt_outcome *o,
+			    uint32_t attempts)
 {
 	const struct sl_delivery_cfg *dc = &q->env.cfg->delivery;
-	size_t i;
+	const uint64_t *sched = o->n_retry ? o->retry_ms : dc->retry_ms;
+	size_t n = o->n_retry ? o->n_retry : dc->n_retry, i;
 
-	if (!dc->n_retry)
+	if (!n)
 		return 60000;
 	i = attempts ? attempts - 1 : 0;
-	if (i >= dc->n_retry)
-		i = dc->n_retry - 1;
-	return dc->retry_ms[i];
+	if (i >= n)
+		i = n - 1;
+	return sched[i];
 }
 
 static void emit_event(struct queue *q, struct delivery *d, uint32_t ri, enum event_kind kind,
@@ -525,13 +529,14 @@ void delivery_rcpt_result(struct queue *q, struct delivery *d, uint32_t i,
 		res = R_BOUNCED;
 		r->state = SPOOL_RCPT_BOUNCED;
 		kind = EVENT_BOUNCED;
-	} else if (now_wall - d->msg->m.received_ms >= q->env.cfg->delivery.max_age_ms) {
+	} else if (now_wall - d->msg->m.received_ms >=
+		   (o->max_age_ms ? o->max_age_ms : q->env.cfg->delivery.max_age_ms)) {
 		res = R_EXPIRED;
 		r->state = SPOOL_RCPT_EXPIRED;
 		kind = EVENT_EXPIRED;
 	} else {
 		res = R_DEFERRED;
-		r->next_attempt_ms = now_wall + retry_delay(q, r->attempts);
+		r->next_attempt_ms = now_wall + retry_delay(q, o, r->attempts);
 		kind = EVENT_DEFERRED;
 	}
 	d->result[i] = res;

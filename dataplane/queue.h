@@ -104,6 +104,11 @@ struct rcpt_outcome {
 	const struct smtp_reply *reply; /* the receiver's (or a synthesized) reply */
 	const char *source_ip;          /* may be NULL */
 	const char *site;               /* remote host, may be NULL */
+	/* The destination's retry policy (from shaping); n_retry 0 and
+	 * max_age_ms 0 mean delivery.retry_schedule and delivery.max_age. */
+	const uint64_t *retry_ms;
+	size_t n_retry;
+	uint64_t max_age_ms;
 };
 
 /* Record reply for recipient i (0-based within the delivery). */

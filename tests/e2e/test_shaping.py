@@ -43,3 +43,26 @@ def test_provider_rules_shape_delivery(tmp_path, sink_factory, sluiced_factory):
     assert egress_connections(d) == 4
     ev = d.events("delivered")
     assert {e["site"] for e in ev} == {"mta5.am0.yahoodns.test"}
+
+
+def test_domain_retry_schedule_from_rules(tmp_path, sink_factory, sluiced_factory):
+    """delivery.retry_schedule says an hour; the domain's rule says 1 s."""
+    from datetime import datetime
+    sink_factory(rules="* data-reply 451 4.3.0 Try again later\n")
+    rules = tmp_path / "shaping.yaml"
+    rules.write_text("domains:\n  outlook.test:\n    retry_schedule: [1s]\n")
+    d = sluiced_factory(extra=f"shaping:\n  rules: \"{rules}\"\n",
+                        delivery={"retry_schedule": "[1h]"}).start()
+    for dom in ("outlook.test", "gmail.test"):
+        _, msg = message("a@acme.test", f"u@{dom}")
+        with smtplib.SMTP("127.0.0.1", 2525, timeout=10) as c:
+            c.sendmail("a@acme.test", [f"u@{dom}"], msg)
+    d.wait_events("deferred", 2)
+
+    def wait_s(e):
+        t = lambda s: datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp()
+        return t(e["next_attempt"]) - t(e["time"])
+
+    by_dom = {e["domain"]: wait_s(e) for e in d.events("deferred")}
+    assert by_dom["outlook.test"] < 5, by_dom
+    assert by_dom["gmail.test"] > 3000, by_dom
