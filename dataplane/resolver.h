@@ -27,7 +27,7 @@
  *  - hosts without addresses are dropped;
  *  - no MX record at all (NODATA): the domain itself is the one host, pref
  *    0, and res->implicit is set (RFC 5321 5.1);
- *  - an MX target that is an IPv4 literal ("MX 10 192.0.2.1.") is not
+ *  - an MX target that is an IPv4 literal ("MX 10 203.0.113.1.") is not
  *    allowed by RFC 5321 but is accepted as that address, without a lookup,
  *    since some sites publish it and it is unambiguous;
  *  - an MX target with characters outside letters, digits, '-' and '_' is

@@ -8,7 +8,7 @@
 #   198.51.100.53           the DNS server (unbound, started by the caller)
 #   198.51.100.99           an outside client that must not relay
 #   203.0.113.25 .. .29     receivers (sluice-sink), one per emulated provider
-# These are documentation ranges (RFC 5737); 192.0.2.0/24 is never used.
+# These are documentation ranges (RFC 5737); the host's own range is never used.
 set -eu
 [ "$(id -u)" = 0 ] || { echo "netns.sh: needs root (ip netns)" >&2; exit 77; }
 ns="sluice-$$-$(date +%s)"
