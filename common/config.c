@@ -343,7 +343,9 @@ static const char *const listener_keys[] = {
 	"name", "address", "tls", "relay_networks", "relay_tenant",
 };
 static const char *const tls_keys[] = { "cert", "key" };
-static const char *const tenant_keys[] = { "name", "username", "password_hash", "stream", "pool" };
+static const char *const tenant_keys[] = { "name",   "username",          "password_hash",
+					   "stream", "pool",              "transactional_pool",
+					   "marketing_pool" };
 static const char *const pool_keys[] = { "name", "ips" };
 static const char *const ip_keys[] = { "address", "ehlo" };
 static const char *const route_keys[] = { "domain", "host", "port", "require_tls" };
@@ -1122,6 +1124,8 @@ static int parse_tenant(struct ctx *c, const struct node *m, size_t idx)
 		case 2: rc = get_text(c, v, &t->password_hash); break;
 		case 3: rc = get_stream(c, v, &t->stream); break;
 		case 4: rc = get_name(c, v, &t->pool); break; /* resolved in check_refs() */
+		case 5: rc = get_name(c, v, &t->stream_pool[SL_STREAM_TRANSACTIONAL]); break;
+		case 6: rc = get_name(c, v, &t->stream_pool[SL_STREAM_MARKETING]); break;
 		}
 		if (!rc)
 			path_pop(c, old);
@@ -1672,6 +1676,21 @@ static int check_refs(struct ctx *c)
 				   cfg->n_pools, sizeof(cfg->pools[0]), "pools");
 			return bad(c, v, "no pool named '%s' (%s)", t->pool, hint);
 		}
+		for (int st = 0; st < 2; st++) {
+			const char *key = st ? "marketing_pool" : "transactional_pool";
+
+			if (!t->stream_pool[st]) {
+				if ((rc = dup_str(c, t->pool, &t->stream_pool[st])))
+					return rc;
+			} else if (!config_pool_by_name(cfg, t->stream_pool[st])) {
+				path_set(c, "tenants[%zu].%s", i, key);
+				names_hint(hint, sizeof(hint), t->stream_pool[st],
+					   (const char *const *)&cfg->pools[0].name, cfg->n_pools,
+					   sizeof(cfg->pools[0]), "pools");
+				return bad(c, map_get(c->tenants->kids[i], key), "no pool named '%s' (%s)",
+					   t->stream_pool[st], hint);
+			}
+		}
 	}
 	for (size_t i = 0; i < cfg->n_listeners; i++) {
 		struct sl_listener_cfg *l = &cfg->listeners[i];
@@ -1944,6 +1963,8 @@ void config_free(struct sl_config *cfg)
 		free(t->username);
 		free(t->password_hash);
 		free(t->pool);
+		free(t->stream_pool[0]);
+		free(t->stream_pool[1]);
 	}
 	free(cfg->tenants);
 	for (size_t i = 0; i < cfg->n_pools; i++) {

@@ -40,6 +40,9 @@ struct sl_tenant_cfg {
 	char *password_hash;   /* tenants[].password_hash, from `sluicectl passwd` */
 	enum sl_stream stream; /* tenants[].stream, default stream: transactional */
 	char *pool;            /* tenants[].pool, pool name; default: first pool */
+	/* tenants[].transactional_pool / marketing_pool: the pool per stream,
+	 * indexed by enum sl_stream; default: pool. */
+	char *stream_pool[2];
 };
 
 /* An ESMTP listener for tenants' submissions. */

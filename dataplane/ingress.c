@@ -305,7 +305,7 @@ static int session_accept_message(struct in_session *s, const struct smtp_server
 		.id = id,
 		.tenant = t->name,
 		.stream = (uint8_t)st,
-		.pool = t->pool ? t->pool : cfg->pools[0].name,
+		.pool = t->stream_pool[st] ? t->stream_pool[st] : cfg->pools[0].name,
 		.mail_from = (char *)m->mail_from,
 		.message_id = s->message_id,
 		.received_ms = now,

@@ -154,7 +154,8 @@ class Sluiced:
     """A sluiced process with its own spool, event log and config."""
 
     def __init__(self, workdir, tenants=None, routes=None, tls=None, relay=("127.0.0.0/8",),
-                 extra="", delivery=None, limits=None, dns=True):
+                 extra="", delivery=None, limits=None, dns=True, pools=None,
+                 relay_tenant_pools=None):
         self.dir = Path(workdir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.spool = self.dir / "spool"
@@ -170,6 +171,8 @@ class Sluiced:
             lines += ["    relay_networks: [" + ", ".join(relay) + "]",
                       "    relay_tenant: local"]
         lines += ["tenants:", "  - name: local"]
+        for k, v in (relay_tenant_pools or {}).items():
+            lines += [f"    {k}: {v}"]
         for t in tenants or []:
             lines += [f"  - name: {t['name']}"]
             for k in ("username", "password_hash", "stream", "pool"):
@@ -178,6 +181,10 @@ class Sluiced:
         lines += ["pools:", "  - name: default", "    ips:"]
         for i, ip in enumerate(SOURCE_IPS):
             lines += [f"      - address: {ip}", f"        ehlo: mta{i + 1}.sluice.test"]
+        for name, ips in (pools or {}).items():
+            lines += [f"  - name: {name}", "    ips:"]
+            for ip in ips:
+                lines += [f"      - address: {ip}", f"        ehlo: {name}.sluice.test"]
         if routes:
             lines += ["routes:"]
             for dom, hostport in routes.items():

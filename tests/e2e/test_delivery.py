@@ -125,3 +125,22 @@ def test_connection_limits_and_reuse(sink_factory, sluiced_factory):
     # Five when messages arrive faster than a connection's idle wait; a
     # slow machine may end an idle connection early, never reuse more.
     assert 5 <= conns <= 7, m
+
+
+def test_streams_go_out_from_their_pools(sink_factory, sluiced_factory):
+    """A tenant's marketing stream has its own pool (its own source IP);
+    transactional mail keeps the default pool."""
+    sink = sink_factory()
+    sluiced_factory(pools={"mkt": ["198.51.100.12"]},
+                    relay_tenant_pools={"marketing_pool": "mkt"}).start()
+    mid_tx, msg_tx = message("a@acme.test", "t@gmail.test")
+    mid_mkt, msg_mkt = message("a@acme.test", "m@gmail.test",
+                               extra_headers="X-Sluice-Stream: marketing\r\n")
+    send("a@acme.test", ["t@gmail.test"], msg_tx)
+    send("a@acme.test", ["m@gmail.test"], msg_mkt)
+    got = {m["message_id"]: m for m in sink.wait_messages(2)}
+    assert got[mid_mkt]["src"] == "198.51.100.12"
+    assert got[mid_tx]["src"] in ("198.51.100.10", "198.51.100.11")
+    # The control header is not passed on.
+    emls = "".join(p.read_text() for p in sink.save.glob("*.eml"))
+    assert "X-Sluice-Stream" not in emls
