@@ -1,7 +1,7 @@
 /* base64.c — strict RFC 4648 decoding; see base64.h. */
 #include "base64.h"
 
-static int b64_value(unsigned char c)
+int base64_value(unsigned char c)
 {
 	if (c >= 'A' && c <= 'Z')
 		return c - 'A';
@@ -34,7 +34,7 @@ long base64_decode(const char *in, size_t len, bool need_padding, unsigned char 
 	if (len % 4 == 1)
 		return -1;
 	for (size_t i = 0; i < len; i++) {
-		int v = b64_value((unsigned char)in[i]);
+		int v = base64_value((unsigned char)in[i]);
 
 		if (v < 0)
 			return -1;

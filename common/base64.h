@@ -12,6 +12,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+/* The 6-bit value of a base64 alphabet character, or -1. For lenient
+ * decoders (MIME bodies skip line breaks and junk) built on top of it. */
+int base64_value(unsigned char c);
+
 /* Decode in[0..len) into out (room for outmax bytes). With need_padding,
  * the input must be a multiple of 4 with '=' padding; otherwise padding may
  * be left out. Returns the decoded length, or -1 for malformed input or

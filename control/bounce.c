@@ -6,6 +6,7 @@
 #include "bounce.h"
 #include "arf.h"
 #include "err.h"
+#include "base64.h"
 #include "file.h"
 
 #include <ctype.h>
@@ -760,21 +761,6 @@ void bounce_mime_ctype(const struct bounce_part *p, char *out, size_t outlen)
 	out[n] = 0;
 }
 
-static int b64val(int c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
-
 static int hexval(int c)
 {
 	if (c >= '0' && c <= '9')
@@ -799,7 +785,7 @@ size_t bounce_mime_decode(const struct bounce_part *p, char *out, size_t outlen)
 		unsigned acc = 0;
 		int bits = 0;
 		for (size_t i = 0; i < n && o + 1 < outlen; i++) {
-			int v = b64val((unsigned char)s[i]);
+			int v = base64_value((unsigned char)s[i]);
 			if (v < 0) {
 				if (s[i] == '=')
 					break;
