@@ -4,6 +4,7 @@
  */
 #include "arf.h"
 #include "bounce.h"
+#include "mime.h"
 #include "err.h"
 
 #include <ctype.h>
@@ -87,28 +88,28 @@ static void orig_headers(struct arf_ctx *c, const char *hdr, size_t hlen)
 	char v[512];
 
 	if (!r->message_id[0])
-		bounce_mime_header(hdr, hlen, "Message-ID", r->message_id, sizeof r->message_id);
-	if (bounce_mime_header(hdr, hlen, "X-HmXmrOriginalRecipient", v, sizeof v)) {
+		mime_header(hdr, hlen, "Message-ID", r->message_id, sizeof r->message_id);
+	if (mime_header(hdr, hlen, "X-HmXmrOriginalRecipient", v, sizeof v)) {
 		strip_addr(v);
 		scpy(c->jmrp_rcpt, sizeof c->jmrp_rcpt, v);
 		c->hmxmr = 1;
 	}
-	if (!c->from_domain[0] && bounce_mime_header(hdr, hlen, "From", v, sizeof v)) {
+	if (!c->from_domain[0] && mime_header(hdr, hlen, "From", v, sizeof v)) {
 		strip_addr(v);
 		const char *at = strrchr(v, '@');
 		if (at && at[1])
 			scpy(c->from_domain, sizeof c->from_domain, at + 1);
 	}
 	if (!r->original_mail_from[0]) {
-		if (bounce_mime_header(hdr, hlen, "Return-Path", v, sizeof v) ||
-		    bounce_mime_header(hdr, hlen, "From", v, sizeof v)) {
+		if (mime_header(hdr, hlen, "Return-Path", v, sizeof v) ||
+		    mime_header(hdr, hlen, "From", v, sizeof v)) {
 			strip_addr(v);
 			scpy(r->original_mail_from, sizeof r->original_mail_from, v);
 		}
 	}
 	if (!r->original_rcpt_to[0] && !c->jmrp_rcpt[0]) {
-		if (bounce_mime_header(hdr, hlen, "X-Original-To", v, sizeof v) ||
-		    bounce_mime_header(hdr, hlen, "Delivered-To", v, sizeof v)) {
+		if (mime_header(hdr, hlen, "X-Original-To", v, sizeof v) ||
+		    mime_header(hdr, hlen, "Delivered-To", v, sizeof v)) {
 			strip_addr(v);
 			scpy(c->jmrp_rcpt, sizeof c->jmrp_rcpt, v);
 		}
@@ -118,7 +119,7 @@ static void orig_headers(struct arf_ctx *c, const char *hdr, size_t hlen)
 static void feedback_fields(struct arf_ctx *c, const char *s, size_t n)
 {
 	struct arf_report *r = c->r;
-	struct bounce_part p;
+	struct mime_part p;
 	char v[512];
 
 	/* the fields are one header-like block */
@@ -126,33 +127,31 @@ static void feedback_fields(struct arf_ctx *c, const char *s, size_t n)
 		s++;
 		n--;
 	}
-	bounce_mime_split(s, n, &p);
+	mime_split(s, n, &p);
 	c->have_fr = 1;
-	bounce_mime_header(p.hdr, p.hdr_len, "Feedback-Type", r->feedback_type,
-			   sizeof r->feedback_type);
+	mime_header(p.hdr, p.hdr_len, "Feedback-Type", r->feedback_type, sizeof r->feedback_type);
 	for (char *q = r->feedback_type; *q; q++)
 		*q = (char)tolower((unsigned char)*q);
-	if (bounce_mime_header(p.hdr, p.hdr_len, "Original-Mail-From", v, sizeof v)) {
+	if (mime_header(p.hdr, p.hdr_len, "Original-Mail-From", v, sizeof v)) {
 		strip_addr(v);
 		scpy(r->original_mail_from, sizeof r->original_mail_from, v);
 	}
-	if (bounce_mime_header(p.hdr, p.hdr_len, "Original-Rcpt-To", v, sizeof v) ||
-	    bounce_mime_header(p.hdr, p.hdr_len, "Removal-Recipient", v, sizeof v)) {
+	if (mime_header(p.hdr, p.hdr_len, "Original-Rcpt-To", v, sizeof v) ||
+	    mime_header(p.hdr, p.hdr_len, "Removal-Recipient", v, sizeof v)) {
 		strip_addr(v);
 		scpy(r->original_rcpt_to, sizeof r->original_rcpt_to, v);
 	}
-	if (bounce_mime_header(p.hdr, p.hdr_len, "Source-IP", v, sizeof v))
+	if (mime_header(p.hdr, p.hdr_len, "Source-IP", v, sizeof v))
 		ip_at(v + strspn(v, "[ "), r->source_ip, sizeof r->source_ip);
-	if (!bounce_mime_header(p.hdr, p.hdr_len, "Arrival-Date", r->arrival_date,
-				sizeof r->arrival_date))
-		bounce_mime_header(p.hdr, p.hdr_len, "Received-Date", r->arrival_date,
-				   sizeof r->arrival_date);
-	bounce_mime_header(p.hdr, p.hdr_len, "Reported-Domain", r->reported_domain,
-			   sizeof r->reported_domain);
-	bounce_mime_header(p.hdr, p.hdr_len, "User-Agent", r->user_agent, sizeof r->user_agent);
+	if (!mime_header(p.hdr, p.hdr_len, "Arrival-Date", r->arrival_date, sizeof r->arrival_date))
+		mime_header(p.hdr, p.hdr_len, "Received-Date", r->arrival_date,
+			    sizeof r->arrival_date);
+	mime_header(p.hdr, p.hdr_len, "Reported-Domain", r->reported_domain,
+		    sizeof r->reported_domain);
+	mime_header(p.hdr, p.hdr_len, "User-Agent", r->user_agent, sizeof r->user_agent);
 }
 
-static int arf_cb(void *ctx, const struct bounce_part *p, const char *ctype, int depth)
+static int arf_cb(void *ctx, const struct mime_part *p, const char *ctype, int depth)
 {
 	struct arf_ctx *c = ctx;
 	char buf[8192];
@@ -161,26 +160,26 @@ static int arf_cb(void *ctx, const struct bounce_part *p, const char *ctype, int
 	if (depth == 0)
 		return 0; /* a single-part message is not a report */
 	if (strcmp(ctype, "message/feedback-report") == 0) {
-		n = bounce_mime_decode(p, buf, sizeof buf);
+		n = mime_decode(p, buf, sizeof buf);
 		feedback_fields(c, buf, n);
 	} else if (strcmp(ctype, "message/rfc822") == 0 ||
 		   strcmp(ctype, "text/rfc822-headers") == 0) {
-		struct bounce_part orig;
+		struct mime_part orig;
 		/* Undecoded: an attached message is 7bit/8bit in practice;
 		 * its header section ends at the first empty line. */
 		const char *b = p->body;
 		size_t bl = p->body_len;
 		if (strcmp(ctype, "text/rfc822-headers") == 0) {
-			bounce_mime_split(b, bl, &orig);
+			mime_split(b, bl, &orig);
 			orig.hdr_len = bl; /* the whole part is headers */
 		} else {
-			bounce_mime_split(b, bl, &orig);
+			mime_split(b, bl, &orig);
 		}
 		c->have_orig = 1;
 		orig_headers(c, orig.hdr, orig.hdr_len);
 	} else if (strncmp(ctype, "text/", 5) == 0) {
 		const char *m;
-		n = bounce_mime_decode(p, buf, sizeof buf);
+		n = mime_decode(p, buf, sizeof buf);
 		(void)n;
 		if (find_ci(buf, "email abuse report") || find_ci(buf, "complaint about message"))
 			c->abuse_text = 1;
@@ -222,23 +221,23 @@ const char *arf_format_name(enum arf_format f)
 int arf_parse(const char *msg, size_t len, struct arf_report *out)
 {
 	struct arf_ctx c = { .r = out };
-	struct bounce_part top;
+	struct mime_part top;
 	char ct[512], rt[64], from[256], ctype[64];
 
 	memset(out, 0, sizeof *out);
 	if (len > BOUNCE_MSG_MAX)
 		len = BOUNCE_MSG_MAX;
-	bounce_mime_split(msg, len, &top);
-	bounce_mime_ctype(&top, ctype, sizeof ctype);
+	mime_split(msg, len, &top);
+	mime_ctype(&top, ctype, sizeof ctype);
 	if (strncmp(ctype, "multipart/", 10) != 0)
 		return SL_EPROTO;
-	bounce_mime_header(top.hdr, top.hdr_len, "Content-Type", ct, sizeof ct);
-	bounce_mime_param(ct, "report-type", rt, sizeof rt);
-	bounce_mime_header(top.hdr, top.hdr_len, "From", from, sizeof from);
+	mime_header(top.hdr, top.hdr_len, "Content-Type", ct, sizeof ct);
+	mime_param(ct, "report-type", rt, sizeof rt);
+	mime_header(top.hdr, top.hdr_len, "From", from, sizeof from);
 	/* A DSN is never a complaint, whatever else it carries. */
 	if (strcasecmp(rt, "delivery-status") == 0)
 		return SL_EPROTO;
-	bounce_mime_walk(msg, len, arf_cb, &c);
+	mime_walk(msg, len, arf_cb, &c);
 
 	if (c.have_fr) {
 		out->format = ARF_RFC5965;

@@ -1,12 +1,12 @@
 /*
  * bounce.c — bounce classification: rules file, SMTP replies, DSN and
- * non-standard bounce messages, and the small MIME reader they share with
- * arf.c. See bounce.h.
+ * non-standard bounce messages, on top of the
+ * MIME reader in mime.c. See bounce.h.
  */
 #include "bounce.h"
+#include "mime.h"
 #include "arf.h"
 #include "err.h"
-#include "base64.h"
 #include "file.h"
 
 #include <ctype.h>
@@ -21,8 +21,6 @@
 
 #define RULES_FILE_MAX (1u << 20)
 #define RULE_PAT_MAX 256
-#define MIME_DEPTH_MAX 8
-#define MIME_PARTS_MAX 128
 #define TEXT_MAX 16384 /* human-readable text looked at */
 #define DS_MAX 32768   /* a message/delivery-status part */
 
@@ -312,31 +310,6 @@ static void scpy(char *d, size_t n, const char *s)
 }
 
 
-/* Copy n bytes to out (size outlen) with control bytes as spaces, runs of
- * white space collapsed, trimmed. */
-static void copy_clean(char *out, size_t outlen, const char *s, size_t n)
-{
-	size_t o = 0;
-	int sp = 0;
-
-	if (!outlen)
-		return;
-	for (size_t i = 0; i < n && o + 1 < outlen; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (c < 0x20 || c == 0x7f || c == ' ') {
-			sp = o > 0;
-			continue;
-		}
-		if (sp) {
-			if (o + 2 >= outlen)
-				break;
-			out[o++] = ' ';
-			sp = 0;
-		}
-		out[o++] = (char)c;
-	}
-	out[o] = 0;
-}
 
 static void lower_copy(char *dst, size_t dstlen, const char *src)
 {
@@ -543,7 +516,7 @@ static void normalise_reply(const char *s, size_t n, int *code, char status[16],
 		if (o && o + 1 < textlen)
 			text[o++] = ' ';
 		if (o < textlen)
-			copy_clean(text + o, textlen - o, l, ll);
+			mime_clean_copy(text + o, textlen - o, l, ll);
 		o += strlen(text + o);
 	}
 	if (textlen) {
@@ -570,7 +543,7 @@ static void dedupe_reply(char *d)
 			memmove(p + 1, p + pl, strlen(p + pl) + 1);
 	}
 	/* a blank left by an empty continuation: collapse double spaces */
-	copy_clean(d, strlen(d) + 1, d, strlen(d));
+	mime_clean_copy(d, strlen(d) + 1, d, strlen(d));
 }
 
 static void finish(const struct bounce_rules *rules, struct bounce_result *out, const char *extra)
@@ -629,281 +602,6 @@ int bounce_classify_reply(const struct bounce_rules *rules, const char *reply,
 	return out->code ? 0 : SL_EPROTO;
 }
 
-/* --- MIME ------------------------------------------------------------------ */
-
-void bounce_mime_split(const char *msg, size_t len, struct bounce_part *p)
-{
-	size_t i = 0;
-
-	p->hdr = msg;
-	/* A part that begins with an empty line has no header section. */
-	if (len >= 1 && msg[0] == '\n') {
-		p->hdr_len = 0;
-		p->body = msg + 1;
-		p->body_len = len - 1;
-		return;
-	}
-	if (len >= 2 && msg[0] == '\r' && msg[1] == '\n') {
-		p->hdr_len = 0;
-		p->body = msg + 2;
-		p->body_len = len - 2;
-		return;
-	}
-	while (i < len) {
-		const char *nl = memchr(msg + i, '\n', len - i);
-		if (!nl)
-			break;
-		size_t next = (size_t)(nl - msg) + 1;
-		if (next < len && msg[next] == '\n') {
-			p->hdr_len = next;
-			p->body = msg + next + 1;
-			p->body_len = len - next - 1;
-			return;
-		}
-		if (next + 1 < len && msg[next] == '\r' && msg[next + 1] == '\n') {
-			p->hdr_len = next;
-			p->body = msg + next + 2;
-			p->body_len = len - next - 2;
-			return;
-		}
-		i = next;
-	}
-	p->hdr_len = len;
-	p->body = msg + len;
-	p->body_len = 0;
-}
-
-int bounce_mime_header(const char *hdr, size_t hdr_len, const char *name, char *out,
-		       size_t outlen)
-{
-	size_t nl = strlen(name), pos = 0;
-
-	if (outlen)
-		out[0] = 0;
-	while (pos < hdr_len) {
-		const char *l = hdr + pos;
-		const char *e = memchr(l, '\n', hdr_len - pos);
-		size_t ll = e ? (size_t)(e - l) : hdr_len - pos;
-		size_t i;
-
-		pos += ll + (e ? 1 : 0);
-		if (ll <= nl || strncasecmp(l, name, nl) != 0)
-			continue;
-		for (i = nl; i < ll && (l[i] == ' ' || l[i] == '\t'); i++)
-			;
-		if (i >= ll || l[i] != ':')
-			continue;
-		/* value: rest of this line plus continuation lines */
-		size_t vstart = (size_t)(l - hdr) + i + 1, vend = pos;
-		while (vend < hdr_len && (hdr[vend] == ' ' || hdr[vend] == '\t')) {
-			const char *e2 = memchr(hdr + vend, '\n', hdr_len - vend);
-			vend = e2 ? (size_t)(e2 - hdr) + 1 : hdr_len;
-		}
-		copy_clean(out, outlen, hdr + vstart, vend - vstart);
-		return 1;
-	}
-	return 0;
-}
-
-int bounce_mime_param(const char *value, const char *param, char *out, size_t outlen)
-{
-	size_t pl = strlen(param);
-	const char *p = value;
-
-	if (outlen)
-		out[0] = 0;
-	while ((p = strchr(p, ';')) != NULL) {
-		p++;
-		while (*p == ' ' || *p == '\t')
-			p++;
-		if (strncasecmp(p, param, pl) != 0)
-			continue;
-		const char *q = p + pl;
-		while (*q == ' ')
-			q++;
-		if (*q != '=')
-			continue;
-		q++;
-		while (*q == ' ')
-			q++;
-		size_t n;
-		if (*q == '"') {
-			q++;
-			n = strcspn(q, "\"");
-		} else {
-			n = strcspn(q, "; \t");
-		}
-		if (n >= outlen)
-			n = outlen ? outlen - 1 : 0;
-		if (outlen) {
-			memcpy(out, q, n);
-			out[n] = 0;
-		}
-		return 1;
-	}
-	return 0;
-}
-
-void bounce_mime_ctype(const struct bounce_part *p, char *out, size_t outlen)
-{
-	char v[512];
-	size_t n;
-
-	if (!bounce_mime_header(p->hdr, p->hdr_len, "Content-Type", v, sizeof v) || !v[0]) {
-		snprintf(out, outlen, "text/plain");
-		return;
-	}
-	n = strcspn(v, "; ");
-	if (n >= outlen)
-		n = outlen - 1;
-	for (size_t i = 0; i < n; i++)
-		out[i] = (char)tolower((unsigned char)v[i]);
-	out[n] = 0;
-}
-
-static int hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	c = tolower(c);
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
-size_t bounce_mime_decode(const struct bounce_part *p, char *out, size_t outlen)
-{
-	char cte[64];
-	size_t o = 0;
-	const char *s = p->body;
-	size_t n = p->body_len;
-
-	if (!outlen)
-		return 0;
-	bounce_mime_header(p->hdr, p->hdr_len, "Content-Transfer-Encoding", cte, sizeof cte);
-	if (strcasecmp(cte, "base64") == 0) {
-		unsigned acc = 0;
-		int bits = 0;
-		for (size_t i = 0; i < n && o + 1 < outlen; i++) {
-			int v = base64_value((unsigned char)s[i]);
-			if (v < 0) {
-				if (s[i] == '=')
-					break;
-				continue;
-			}
-			acc = (acc << 6) | (unsigned)v;
-			bits += 6;
-			if (bits >= 8) {
-				bits -= 8;
-				out[o++] = (char)((acc >> bits) & 0xff);
-			}
-		}
-	} else if (strcasecmp(cte, "quoted-printable") == 0) {
-		for (size_t i = 0; i < n && o + 1 < outlen; i++) {
-			if (s[i] != '=') {
-				out[o++] = s[i];
-				continue;
-			}
-			if (i + 1 < n && s[i + 1] == '\n') {
-				i += 1;
-				continue;
-			}
-			if (i + 2 < n && s[i + 1] == '\r' && s[i + 2] == '\n') {
-				i += 2;
-				continue;
-			}
-			if (i + 2 < n && hexval((unsigned char)s[i + 1]) >= 0 &&
-			    hexval((unsigned char)s[i + 2]) >= 0) {
-				out[o++] = (char)(hexval((unsigned char)s[i + 1]) * 16 +
-						  hexval((unsigned char)s[i + 2]));
-				i += 2;
-				continue;
-			}
-			out[o++] = '=';
-		}
-	} else {
-		o = n < outlen - 1 ? n : outlen - 1;
-		memcpy(out, s, o);
-	}
-	out[o] = 0;
-	return o;
-}
-
-/* Find "--boundary" at a line start in [s+from, s+n); returns its offset
- * or n. */
-static size_t find_delim(const char *s, size_t n, size_t from, const char *b, size_t bl)
-{
-	size_t i = from;
-
-	while (i + 2 + bl <= n) {
-		if ((i == 0 || s[i - 1] == '\n') && s[i] == '-' && s[i + 1] == '-' &&
-		    memcmp(s + i + 2, b, bl) == 0 &&
-		    (i + 2 + bl == n || strchr("\r\n \t-", s[i + 2 + bl])))
-			return i;
-		const char *nl = memchr(s + i, '\n', n - i);
-		if (!nl)
-			break;
-		i = (size_t)(nl - s) + 1;
-	}
-	return n;
-}
-
-struct walk {
-	bounce_mime_fn fn;
-	void *ctx;
-	int parts;
-	int stop;
-};
-
-static void walk_part(struct walk *w, const char *msg, size_t len, int depth)
-{
-	struct bounce_part p;
-	char ctype[128], ct[512], bnd[128];
-
-	if (w->stop || ++w->parts > MIME_PARTS_MAX)
-		return;
-	bounce_mime_split(msg, len, &p);
-	bounce_mime_ctype(&p, ctype, sizeof ctype);
-	if (strncmp(ctype, "multipart/", 10) != 0 || depth >= MIME_DEPTH_MAX) {
-		if (w->fn(w->ctx, &p, ctype, depth))
-			w->stop = 1;
-		return;
-	}
-	bounce_mime_header(p.hdr, p.hdr_len, "Content-Type", ct, sizeof ct);
-	if (!bounce_mime_param(ct, "boundary", bnd, sizeof bnd) || !bnd[0]) {
-		if (w->fn(w->ctx, &p, "text/plain", depth))
-			w->stop = 1;
-		return;
-	}
-	size_t bl = strlen(bnd), n = p.body_len;
-	const char *s = p.body;
-	size_t d = find_delim(s, n, 0, bnd, bl);
-	while (d < n && !w->stop) {
-		/* skip the delimiter line; "--b--" closes */
-		if (d + 2 + bl + 1 < n && s[d + 2 + bl] == '-' && s[d + 3 + bl] == '-')
-			break;
-		const char *nl = memchr(s + d, '\n', n - d);
-		if (!nl)
-			break;
-		size_t start = (size_t)(nl - s) + 1;
-		size_t next = find_delim(s, n, start, bnd, bl);
-		size_t end = next;
-		/* the CRLF before the delimiter belongs to it */
-		if (end > start && next < n && s[end - 1] == '\n')
-			end--;
-		if (end > start && next < n && s[end - 1] == '\r')
-			end--;
-		walk_part(w, s + start, end - start, depth + 1);
-		d = next;
-	}
-}
-
-void bounce_mime_walk(const char *msg, size_t len, bounce_mime_fn fn, void *ctx)
-{
-	struct walk w = { .fn = fn, .ctx = ctx };
-
-	walk_part(&w, msg, len, 0);
-}
 
 /* --- messages ----------------------------------------------------------------- */
 
@@ -960,7 +658,7 @@ static void parse_delivery_status(struct msg_ctx *c, const char *ds, size_t n)
 
 	c->have_ds = 1;
 	while (pos < n) {
-		struct bounce_part b;
+		struct mime_part b;
 		struct dsn_rcpt r;
 		int rank;
 
@@ -969,19 +667,18 @@ static void parse_delivery_status(struct msg_ctx *c, const char *ds, size_t n)
 			pos++;
 		if (pos >= n)
 			break;
-		bounce_mime_split(ds + pos, n - pos, &b);
+		mime_split(ds + pos, n - pos, &b);
 		pos = (size_t)(b.body - ds);
 		if (block++ == 0 || b.hdr_len == 0)
 			continue; /* per-message fields */
 		memset(&r, 0, sizeof r);
-		if (!bounce_mime_header(b.hdr, b.hdr_len, "Final-Recipient", r.recipient,
-					sizeof r.recipient))
-			bounce_mime_header(b.hdr, b.hdr_len, "Original-Recipient", r.recipient,
-					   sizeof r.recipient);
-		bounce_mime_header(b.hdr, b.hdr_len, "Action", r.action, sizeof r.action);
-		bounce_mime_header(b.hdr, b.hdr_len, "Status", r.status, sizeof r.status);
-		bounce_mime_header(b.hdr, b.hdr_len, "Diagnostic-Code", r.diagnostic,
-				   sizeof r.diagnostic);
+		if (!mime_header(b.hdr, b.hdr_len, "Final-Recipient", r.recipient,
+				 sizeof r.recipient))
+			mime_header(b.hdr, b.hdr_len, "Original-Recipient", r.recipient,
+				    sizeof r.recipient);
+		mime_header(b.hdr, b.hdr_len, "Action", r.action, sizeof r.action);
+		mime_header(b.hdr, b.hdr_len, "Status", r.status, sizeof r.status);
+		mime_header(b.hdr, b.hdr_len, "Diagnostic-Code", r.diagnostic, sizeof r.diagnostic);
 		if (!r.recipient[0] && !r.action[0] && !r.status[0])
 			continue;
 		strip_type(r.recipient);
@@ -1012,18 +709,18 @@ static void parse_delivery_status(struct msg_ctx *c, const char *ds, size_t n)
 	}
 }
 
-static int walk_cb(void *ctx, const struct bounce_part *p, const char *ctype, int depth)
+static int walk_cb(void *ctx, const struct mime_part *p, const char *ctype, int depth)
 {
 	struct msg_ctx *c = ctx;
 
 	(void)depth;
 	if (strcmp(ctype, "message/delivery-status") == 0 ||
 	    strcmp(ctype, "message/global-delivery-status") == 0) {
-		size_t n = bounce_mime_decode(p, c->ds, sizeof c->ds);
+		size_t n = mime_decode(p, c->ds, sizeof c->ds);
 		parse_delivery_status(c, c->ds, n);
 	} else if (!c->have_text && strncmp(ctype, "text/", 5) == 0 &&
 		   strcmp(ctype, "text/rfc822-headers") != 0) {
-		bounce_mime_decode(p, c->text, sizeof c->text);
+		mime_decode(p, c->text, sizeof c->text);
 		c->have_text = 1;
 		if (strcmp(ctype, "text/html") == 0)
 			c->have_text = 0; /* keep looking for a plain part; html as last resort */
@@ -1113,7 +810,7 @@ static void find_diagnostic(const char *text, char *out, size_t outlen)
 		if (code) {
 			char tmp[1024];
 			snprintf(tmp, sizeof tmp, "%d %.1000s", code, out);
-			copy_clean(out, outlen, tmp, strlen(tmp));
+			mime_clean_copy(out, outlen, tmp, strlen(tmp));
 		}
 	}
 	/* drop a trailing unbalanced ')' of sendmail's "(reason: ...)" and quotes */
@@ -1144,7 +841,7 @@ static void find_recipient(const char *text, char *out, size_t outlen)
 			k++;
 		}
 		if (k < n && text[k] == '>' && at > i + 1 && at + 1 < k) {
-			copy_clean(out, outlen, text + i + 1, k - i - 1);
+			mime_clean_copy(out, outlen, text + i + 1, k - i - 1);
 			return;
 		}
 	}
@@ -1160,7 +857,7 @@ static void find_recipient(const char *text, char *out, size_t outlen)
 			b--;
 		if (b > a && b - a < 255 && memchr(l + a, '@', b - a) &&
 		    !memchr(l + a, ' ', b - a)) {
-			copy_clean(out, outlen, l + a, b - a);
+			mime_clean_copy(out, outlen, l + a, b - a);
 			size_t ol = strlen(out);
 			if (ol && out[ol - 1] == ':')
 				out[ol - 1] = 0;
@@ -1202,22 +899,21 @@ static int any_ci(const char *s, const char *const *list, size_t nlist)
 	return 0;
 }
 
-static int is_vacation(const struct bounce_part *top, const char *subject)
+static int is_vacation(const struct mime_part *top, const char *subject)
 {
 	char v[256];
 
-	if (bounce_mime_header(top->hdr, top->hdr_len, "Auto-Submitted", v, sizeof v) &&
+	if (mime_header(top->hdr, top->hdr_len, "Auto-Submitted", v, sizeof v) &&
 	    strncasecmp(v, "auto-replied", 12) == 0)
 		return 1;
-	if (bounce_mime_header(top->hdr, top->hdr_len, "X-Autoreply", v, sizeof v) ||
-	    bounce_mime_header(top->hdr, top->hdr_len, "X-Autorespond", v, sizeof v) ||
-	    bounce_mime_header(top->hdr, top->hdr_len, "X-Autoresponder", v, sizeof v))
+	if (mime_header(top->hdr, top->hdr_len, "X-Autoreply", v, sizeof v) ||
+	    mime_header(top->hdr, top->hdr_len, "X-Autorespond", v, sizeof v) ||
+	    mime_header(top->hdr, top->hdr_len, "X-Autoresponder", v, sizeof v))
 		return 1;
-	if (bounce_mime_header(top->hdr, top->hdr_len, "Precedence", v, sizeof v) &&
+	if (mime_header(top->hdr, top->hdr_len, "Precedence", v, sizeof v) &&
 	    strcasecmp(v, "auto_reply") == 0)
 		return 1;
-	if (bounce_mime_header(top->hdr, top->hdr_len, "X-MS-Exchange-Inbox-Rules-Loop", v,
-			       sizeof v))
+	if (mime_header(top->hdr, top->hdr_len, "X-MS-Exchange-Inbox-Rules-Loop", v, sizeof v))
 		return 1;
 	static const char *const subj[] = { "out of office", "automatic reply", "auto:",
 					    "autoreply", "auto-reply", "auto reply",
@@ -1228,7 +924,7 @@ static int is_vacation(const struct bounce_part *top, const char *subject)
 int bounce_classify_message(const struct bounce_rules *rules, const char *msg, size_t len,
 			    struct bounce_result *out)
 {
-	struct bounce_part top;
+	struct mime_part top;
 	struct msg_ctx *c;
 	struct arf_report *arf;
 	char ctype[128], subject[512], from[512], v[512];
@@ -1242,10 +938,10 @@ int bounce_classify_message(const struct bounce_rules *rules, const char *msg, s
 		return -ENOMEM;
 	arf = (struct arf_report *)(c + 1);
 
-	bounce_mime_split(msg, len, &top);
-	bounce_mime_ctype(&top, ctype, sizeof ctype);
-	bounce_mime_header(top.hdr, top.hdr_len, "Subject", subject, sizeof subject);
-	bounce_mime_header(top.hdr, top.hdr_len, "From", from, sizeof from);
+	mime_split(msg, len, &top);
+	mime_ctype(&top, ctype, sizeof ctype);
+	mime_header(top.hdr, top.hdr_len, "Subject", subject, sizeof subject);
+	mime_header(top.hdr, top.hdr_len, "From", from, sizeof from);
 
 	/* 1. Complaints. */
 	if (arf_parse(msg, len, arf) == 0) {
@@ -1258,9 +954,9 @@ int bounce_classify_message(const struct bounce_rules *rules, const char *msg, s
 
 	/* 2. Standard DSNs, and anything carrying a delivery-status part. */
 	c->all_delivered = 1;
-	bounce_mime_walk(msg, len, walk_cb, c);
+	mime_walk(msg, len, walk_cb, c);
 	if (!c->have_text && top.body_len && strncmp(ctype, "multipart/", 10) != 0)
-		bounce_mime_decode(&top, c->text, sizeof c->text);
+		mime_decode(&top, c->text, sizeof c->text);
 	cut_original(c->text);
 	if (c->have_ds && c->n_rcpts) {
 		out->n_recipients = c->n_rcpts;
@@ -1288,7 +984,7 @@ int bounce_classify_message(const struct bounce_rules *rules, const char *msg, s
 	}
 
 	/* 3. Non-standard bounces. */
-	if (bounce_mime_header(top.hdr, top.hdr_len, "X-Failed-Recipients", v, sizeof v) ||
+	if (mime_header(top.hdr, top.hdr_len, "X-Failed-Recipients", v, sizeof v) ||
 	    find_ci(from, strlen(from), "mailer-daemon") || find_ci(from, strlen(from), "postmaster") ||
 	    any_ci(subject, bounce_subjects, sizeof bounce_subjects / sizeof *bounce_subjects) ||
 	    any_ci(c->text, bounce_body_markers,

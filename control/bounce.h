@@ -108,36 +108,4 @@ int bounce_classify_reply(const struct bounce_rules *rules, const char *reply,
 int bounce_classify_message(const struct bounce_rules *rules, const char *msg, size_t len,
 			    struct bounce_result *out);
 
-/*
- * Minimal MIME access, shared with arf.c. A part is a header section and
- * a body, both pointing into the caller's message.
- */
-struct bounce_part {
-	const char *hdr;
-	size_t hdr_len;
-	const char *body;
-	size_t body_len;
-};
-
-/* Split a message or body part at its first empty line. */
-void bounce_mime_split(const char *msg, size_t len, struct bounce_part *p);
-/* Copy the unfolded, trimmed value of header field name into out (cut to
- * outlen - 1 bytes, control bytes as spaces). 1 found, 0 not found. */
-int bounce_mime_header(const char *hdr, size_t hdr_len, const char *name, char *out,
-		       size_t outlen);
-/* The parameter param of a structured value (Content-Type), unquoted. 1/0. */
-int bounce_mime_param(const char *value, const char *param, char *out, size_t outlen);
-/* Lower-case "type/subtype" of a part into out (default text/plain). */
-void bounce_mime_ctype(const struct bounce_part *p, char *out, size_t outlen);
-/* Decode the part's body per Content-Transfer-Encoding (base64,
- * quoted-printable, else copied) into out, NUL-terminated; returns length. */
-size_t bounce_mime_decode(const struct bounce_part *p, char *out, size_t outlen);
-
-/* Called for every non-multipart part (message/rfc822 parts are not
- * entered); depth 0 is the message itself. Return non-zero to stop. */
-typedef int (*bounce_mime_fn)(void *ctx, const struct bounce_part *p, const char *ctype,
-			      int depth);
-/* Walk the MIME tree of a whole message, at most 8 levels and 128 parts. */
-void bounce_mime_walk(const char *msg, size_t len, bounce_mime_fn fn, void *ctx);
-
 #endif
