@@ -27,6 +27,7 @@
 #include "resolver.h"
 #include "spool.h"
 #include "spool_waiter.h"
+#include "supervisor.h"
 #include "transport_uring.h"
 
 #include <errno.h>
@@ -62,6 +63,7 @@ struct daemon {
 	struct egress *egress;
 	struct ingress *ingress;
 	struct uring_listener *metrics_listener;
+	struct supervisor supervisor;
 	struct loop_op op_spool, op_dns;
 	uint64_t spool_ev;
 	uint64_t events_flushed_ms;
@@ -201,6 +203,7 @@ static void idle_hook(void *arg)
 	struct queue_stats st;
 
 	egress_tick(d->egress);
+	supervisor_tick(&d->supervisor, loop_now_ms(d->loop));
 	queue_stats(d->queue, &st);
 	*d->g_msgs = (int64_t)st.messages;
 	*d->g_ready = (int64_t)st.ready;
@@ -365,14 +368,17 @@ int main(int argc, char **argv)
 	signal(SIGTERM, on_signal);
 	signal(SIGINT, on_signal);
 	signal(SIGHUP, on_signal);
+	supervisor_init(&d.supervisor);
 	rc = daemon_start(&d);
 	if (rc < 0) {
 		daemon_stop(&d);
 		config_free(d.cfg);
 		return 1;
 	}
-	sl_info("sluiced ready: %zu listener(s), %zu pool(s), spool %s", d.cfg->n_listeners,
-		d.cfg->n_pools, d.cfg->spool.path);
+	snprintf(err, sizeof err, "%zu listener(s), %zu pool(s), spool %s", d.cfg->n_listeners,
+		 d.cfg->n_pools, d.cfg->spool.path);
+	sl_info("sluiced ready: %s", err);
+	supervisor_ready(&d.supervisor, err);
 	while (!stop_requested) {
 		rc = loop_run_once(d.loop, 200);
 		if (rc < 0) {
@@ -385,6 +391,7 @@ int main(int argc, char **argv)
 		}
 	}
 	sl_info("sluiced stopping");
+	supervisor_stopping(&d.supervisor);
 	daemon_stop(&d);
 	config_free(d.cfg);
 	return rc < 0 ? 1 : 0;
