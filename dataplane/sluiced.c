@@ -39,6 +39,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define EXIT_CONFIG 78 /* sysexits EX_CONFIG */
@@ -279,11 +280,17 @@ static int warm_start(struct daemon *d)
 	char path[4096];
 	struct warmup_record *r;
 	size_t n;
-	uint64_t wall = loop_wall_ms(), mono = loop_now_ms(d->loop);
+	struct timespec ts;
+	uint64_t wall, mono;
 	int rc;
 
 	if (!d->warmup)
 		return 0;
+	/* The clock's origin: both clocks read now (the loop's cached
+	 * monotonic time may be a while old here). */
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	mono = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	wall = loop_wall_ms();
 	rc = warmup_gate_create(d->warmup, cfg, cfg->warmup_clock_scale, wall, mono, &d->gate);
 	if (rc < 0)
 		return rc;
