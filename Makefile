@@ -108,6 +108,10 @@ bench: deps
 $(BUILD)/dkim-bench: bench/dkim_bench/main.c $(LIB)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lopendkim
 
+# make build/warmup-bench: the warm-up gate's cost per message (docs/warmup.md).
+$(BUILD)/warmup-bench: bench/warmup_bench/main.c $(LIB)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
 fmt:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 

@@ -99,6 +99,7 @@ void config_defaults(struct sl_config *cfg)
 
 	/* dns.servers: none listed means the resolver reads /etc/resolv.conf. */
 	cfg->events_path = strdup("/var/log/sluice/events.jsonl");
+	cfg->warmup_clock_scale = 1;
 	set_v4(&cfg->metrics_addr, &cfg->metrics_addr_len, "127.0.0.1", 9025);
 }
 
@@ -338,6 +339,7 @@ static const char *closest(const char *word, const char *const *cands, size_t n,
 static const char *const top_keys[] = {
 	"hostname", "listeners", "tenants", "pools", "routes", "limits",
 	"delivery", "spool",     "dns",     "events", "metrics", "dkim", "shaping",
+	"warmup",
 };
 static const char *const listener_keys[] = {
 	"name", "address", "tls", "relay_networks", "relay_tenant",
@@ -351,6 +353,7 @@ static const char *const ip_keys[] = { "address", "ehlo" };
 static const char *const route_keys[] = { "domain", "host", "port", "require_tls" };
 static const char *const dkim_keys[] = { "domain", "selector", "key", "algorithm" };
 static const char *const shaping_keys[] = { "rules", "providers" };
+static const char *const warmup_keys[] = { "schedules", "test_clock_scale" };
 static const char *const limits_keys[] = {
 	"max_line_length", "max_message_size", "max_recipients", "max_errors",
 	"max_clients",     "command_timeout",  "data_timeout",
@@ -1447,6 +1450,33 @@ static int parse_shaping(struct ctx *c, const struct node *m)
 	return rc;
 }
 
+/* warmup.test_clock_scale speeds up the warm-up calendar for tests only:
+ * refused unless the environment says SLUICE_TEST_CLOCK=1. */
+static int parse_warmup(struct ctx *c, const struct node *m)
+{
+	int rc = check_keys(c, m, KEYS(warmup_keys));
+	const char *env;
+
+	for (size_t i = 0; !rc && i + 1 < m->n; i += 2) {
+		const struct node *v = m->kids[i + 1];
+		size_t old = path_key(c, m->kids[i]->val);
+
+		switch (key_index(KEYS(warmup_keys), m->kids[i]->val)) {
+		case 0: rc = get_text(c, v, &c->cfg->warmup_schedules); break;
+		case 1:
+			rc = get_uint(c, v, 1, 86400000, &c->cfg->warmup_clock_scale);
+			env = getenv("SLUICE_TEST_CLOCK");
+			if (!rc && c->cfg->warmup_clock_scale != 1 && !(env && !strcmp(env, "1")))
+				rc = bad(c, v, "test_clock_scale is for tests only (set "
+					       "SLUICE_TEST_CLOCK=1 in the environment to allow it)");
+			break;
+		}
+		if (!rc)
+			path_pop(c, old);
+	}
+	return rc;
+}
+
 static int parse_limits(struct ctx *c, const struct node *m)
 {
 	struct sl_limits_cfg *l = &c->cfg->limits;
@@ -1731,6 +1761,7 @@ static int parse_root(struct ctx *c, const struct node *root)
 		case 10: rc = parse_metrics(c, v); break;
 		case 11: rc = parse_dkim(c, v); break;
 		case 12: rc = parse_shaping(c, v); break;
+		case 13: rc = parse_warmup(c, v); break;
 		}
 		if (rc)
 			return rc;
@@ -1990,6 +2021,7 @@ void config_free(struct sl_config *cfg)
 	free(cfg->dkim);
 	free(cfg->shaping_rules);
 	free(cfg->shaping_providers);
+	free(cfg->warmup_schedules);
 	free(cfg->delivery.retry_ms);
 	for (size_t i = 0; i < cfg->delivery.n_require_tls_domains; i++)
 		free(cfg->delivery.require_tls_domains[i]);

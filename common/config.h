@@ -134,6 +134,8 @@ struct sl_config {
 	struct sl_dkim_key_cfg *dkim; size_t n_dkim;  /* dkim: signing keys, default none */
 	char *shaping_rules;          /* shaping.rules: per-destination rules file; default none (delivery.* for all) */
 	char *shaping_providers;      /* shaping.providers: MX-suffix provider table; default none */
+	char *warmup_schedules;       /* warmup.schedules: warm-up file (control/warmup.h); default none = no warm-up */
+	unsigned warmup_clock_scale;  /* warmup.test_clock_scale: warm-up clock speed, default 1; test only */
 	struct sl_limits_cfg limits;
 	struct sl_delivery_cfg delivery;
 	struct sl_spool_cfg spool;

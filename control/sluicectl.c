@@ -9,6 +9,7 @@
  *   sluicectl bounce classify ...      classify a bounce message or SMTP reply
  *   sluicectl fbl parse                parse an ARF feedback report
  *   sluicectl shaping explain ...      merged shaping values and their rules
+ *   sluicectl warmup status|pause|...  IP warm-up state and operator actions
  *   sluicectl setup ...                the appliance's first-boot wizard
  *
  * The control-plane API (tenants, pools, queues) arrives with the admin
@@ -18,6 +19,7 @@
 #include "cmd_bounce.h"
 #include "cmd_dkim.h"
 #include "cmd_shaping.h"
+#include "cmd_warmup.h"
 #include "err.h"
 
 #include <arpa/inet.h>
@@ -43,6 +45,8 @@ static int usage(FILE *f, int rc)
 		   "  fbl parse               parse an ARF feedback report (stdin) to JSON\n"
 		   "  shaping explain         the shaping values for an (IP, domain) pair and\n"
 		   "                          the rule behind each (sluicectl shaping --help)\n"
+		   "  warmup status [--json]  warm-up per IP x provider; warmup pause|resume|\n"
+		   "                          restart|jump --ip IP --provider P [--day N]\n"
 		   "  setup [--from-seed F]   first-boot set-up of the appliance (runs sluice-setup)\n"
 		   "  help                    this text\n");
 	return rc;
@@ -178,6 +182,8 @@ int main(int argc, char **argv)
 		return cmd_fbl(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "shaping"))
 		return cmd_shaping(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "warmup"))
+		return cmd_warmup(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "setup")) {
 		/* The first-boot wizard lives with the appliance image. */
 		argv[1] = "/usr/sbin/sluice-setup";

@@ -9,6 +9,7 @@
 #include "smtp_client.h"
 #include "smtp_reply.h"
 #include "tls.h"
+#include "warmup_gate.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -49,6 +50,11 @@ struct dq_egress {
 	struct rate_limiter conn_rate, msg_rate;
 	struct loop_timer rate_timer; /* a rate limit said "later" */
 	char provider[64];
+	/* Warm-up: the pool (index into cfg->pools), the provider's gate id
+	 * and the timer of a hold until the next window. */
+	size_t pool_idx;
+	int prov_id;
+	struct loop_timer warm_timer;
 };
 
 struct out_session {
@@ -64,6 +70,7 @@ struct out_session {
 	bool connected, ready, closing, idle;
 	uint64_t started_ms;
 	char src_ip[INET6_ADDRSTRLEN];
+	size_t ip_idx; /* in the pool's ips */
 	const char *ehlo;
 	struct out_session *next_idle;
 	struct out_session *prev, *next; /* every session of the egress */
@@ -87,6 +94,7 @@ struct egress {
 	struct dq_egress *kicks; /* queues to kick at the next tick */
 	struct shaping_rules *shaping;
 	struct provider_table *providers; /* NULL: no provider rules */
+	struct warmup_gate *gate;         /* NULL: no warm-up */
 	uint64_t *c_sessions, *c_connect_fail, *c_tls;
 	int64_t *g_sessions;
 };
@@ -126,6 +134,32 @@ static void on_rate_timer(struct loop_timer *t)
 	egress_kick(de->eg, de->dq);
 }
 
+static void on_warm_timer(struct loop_timer *t)
+{
+	struct dq_egress *de = (struct dq_egress *)((char *)t - offsetof(struct dq_egress, warm_timer));
+
+	egress_kick(de->eg, de->dq);
+}
+
+/* The warm-up clock now (only meaningful with a gate). */
+static uint64_t warm_now(const struct egress *eg)
+{
+	return warmup_gate_clock(eg->gate, loop_now_ms(eg->loop));
+}
+
+/* No IP of the pool may send to this provider now: hold the queue (its
+ * mail stays ready, no retry is counted) until warm-up time `at`. */
+static void warm_wait(struct dq_egress *de, uint64_t now, uint64_t at)
+{
+	uint64_t delay = warmup_gate_real_delay(de->eg->gate, now, at);
+
+	if (delay == UINT64_MAX)
+		return; /* paused everywhere: an operator's resume kicks us */
+	if (!loop_timer_armed(&de->warm_timer) ||
+	    de->warm_timer.expire_ms > loop_now_ms(de->eg->loop) + delay)
+		loop_timer_arm(de->eg->loop, &de->warm_timer, delay);
+}
+
 /* A rate limit refused: come back when rl has a token. */
 static void rate_wait(struct dq_egress *de, struct rate_limiter *rl)
 {
@@ -147,6 +181,11 @@ static void dq_shape(struct dq_egress *de, const char *const *mx, size_t n_mx)
 	if (n_mx && site_key(mx, n_mx, site, sizeof site) < 0)
 		site[0] = 0;
 	snprintf(de->provider, sizeof de->provider, "%s", provider ? provider : "");
+	if (eg->gate) {
+		int id = warmup_gate_provider(eg->gate, provider);
+
+		de->prov_id = id < 0 ? 0 : id;
+	}
 	shaping_resolve(eg->shaping,
 			&(struct shaping_key){ .pool = domain_queue_pool(de->dq),
 					       .provider = provider,
@@ -169,6 +208,13 @@ static struct dq_egress *dq_state(struct egress *eg, struct domain_queue *dq)
 		de->eg = eg;
 		de->dq = dq;
 		de->rate_timer.cb = on_rate_timer;
+		de->warm_timer.cb = on_warm_timer;
+		{
+			const struct sl_pool_cfg *pool =
+				config_pool_by_name(eg->cfg, domain_queue_pool(dq));
+
+			de->pool_idx = pool ? (size_t)(pool - eg->cfg->pools) : 0;
+		}
 		/* Until the first lookup: the shaping rules' defaults. */
 		shaping_resolve(eg->shaping,
 				&(struct shaping_key){ .pool = domain_queue_pool(dq),
@@ -421,10 +467,24 @@ static int session_start(struct dq_egress *de)
 	size_t pi;
 	int rc;
 
+	size_t ii;
+
 	if (!pool)
 		pool = &eg->cfg->pools[0];
 	pi = (size_t)(pool - eg->cfg->pools);
-	ip = &pool->ips[eg->pool_rr[pi]++ % pool->n_ips];
+	if (eg->gate && warmup_gate_pool_gated(eg->gate, pi)) {
+		uint64_t now = warm_now(eg), next;
+
+		rc = warmup_gate_pick(eg->gate, pi, de->prov_id, now, &next);
+		if (rc < 0) {
+			warm_wait(de, now, next);
+			return rc;
+		}
+		ii = (size_t)rc;
+	} else {
+		ii = eg->pool_rr[pi]++ % pool->n_ips;
+	}
+	ip = &pool->ips[ii];
 	s = calloc(1, sizeof *s);
 	if (!s)
 		return -ENOMEM;
@@ -433,6 +493,7 @@ static int session_start(struct dq_egress *de)
 	s->src = ip->addr;
 	s->src_len = ip->addr_len;
 	s->ehlo = ip->ehlo;
+	s->ip_idx = ii;
 	s->timer.cb = session_timeout;
 	s->target = de->good < de->n_targets ? de->good : 0;
 	s->started_ms = loop_now_ms(eg->loop);
@@ -488,6 +549,13 @@ static bool session_take_work(struct out_session *s)
 	if (!rate_allow(&de->msg_rate, loop_now_ms(eg->loop), 1)) {
 		rate_wait(de, &de->msg_rate);
 		session_park(s);
+		return false;
+	}
+	if (eg->gate && !warmup_gate_take(eg->gate, de->pool_idx, s->ip_idx, de->prov_id,
+					  warm_now(eg))) {
+		/* This IP may not send to the provider now: end the session;
+		 * its end kicks the queue, which picks another IP or holds. */
+		smtp_client_quit(s->cl);
 		return false;
 	}
 	s->d = domain_queue_take(de->dq);
@@ -733,6 +801,7 @@ void egress_forget(void *egress, void *state)
 	if (de->lookup)
 		resolver_cancel(de->eg->res, de->lookup);
 	loop_timer_cancel(de->eg->loop, &de->rate_timer);
+	loop_timer_cancel(de->eg->loop, &de->warm_timer);
 	free(de->targets);
 	free(de);
 }
@@ -833,6 +902,17 @@ fail:
 	free(eg->pool_rr);
 	free(eg);
 	return rc;
+}
+
+void egress_set_warmup(struct egress *e, struct warmup_gate *gate)
+{
+	e->gate = gate;
+}
+
+void egress_kick_all(struct egress *e)
+{
+	if (e->q)
+		queue_foreach_ready(e->q, kick_one, e);
 }
 
 void egress_set_queue(struct egress *e, struct queue *q)

@@ -47,6 +47,17 @@ void egress_forget(void *egress, void *state);
 /* Periodic work (idle hook): retry queues starved by the connection cap. */
 void egress_tick(struct egress *e);
 
+/* Warm-up (dataplane/warmup_gate.h): with a gate, a new session's source
+ * IP is the one the gate picks for (pool, provider), and every message is
+ * counted against it (warmup_gate_take) before it goes; when no IP may
+ * send, the domain's mail stays ready and a timer kicks the queue at the
+ * next window (no retry is counted, nothing bounces). The gate is borrowed
+ * and must outlive the egress; NULL turns warm-up off. */
+struct warmup_gate;
+void egress_set_warmup(struct egress *e, struct warmup_gate *gate);
+/* Kick every domain queue with ready work (e.g. after a warm-up resume). */
+void egress_kick_all(struct egress *e);
+
 /* Close every session (QUIT where possible); in-flight deliveries are
  * given back to the queue. */
 void egress_shutdown(struct egress *e);

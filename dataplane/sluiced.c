@@ -29,6 +29,9 @@
 #include "spool_waiter.h"
 #include "supervisor.h"
 #include "transport_uring.h"
+#include "warmup.h"
+#include "warmup_db.h"
+#include "warmup_gate.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -37,6 +40,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define EXIT_CONFIG 78 /* sysexits EX_CONFIG */
@@ -68,6 +72,11 @@ struct daemon {
 	uint64_t spool_ev;
 	uint64_t events_flushed_ms;
 	int64_t *g_msgs, *g_ready, *g_active, *g_deferred;
+	/* Warm-up (warmup.schedules): schedules, gate, state file. */
+	struct warmup_config *warmup;
+	struct warmup_gate *gate;
+	struct warmup_db *wdb;
+	uint64_t warm_flushed_ms, warm_polled_ms, warm_applied;
 };
 
 /* --- spool completions and DNS readiness -------------------------------- */
@@ -195,6 +204,121 @@ static void http_accept(void *ctx, struct conn *c, const struct sockaddr *peer, 
 	conn_start(c, &http_handler, h);
 }
 
+/* --- warm-up state and operator commands -------------------------------- */
+
+#define WARM_FLUSH_MS 1000 /* state records are written this often */
+#define WARM_POLL_MS 200   /* operator commands are looked for this often */
+
+/* Write the states that changed (all: every one) in one transaction. */
+static void warm_flush(struct daemon *d, bool all)
+{
+	size_t n = warmup_gate_count(d->gate), got;
+	struct warmup_record *r;
+	int rc;
+
+	if (!n || !(r = calloc(n, sizeof *r)))
+		return;
+	got = warmup_gate_export(d->gate, warmup_gate_clock(d->gate, loop_now_ms(d->loop)), all,
+				 r, n);
+	if (got && (rc = warmup_db_put_states(d->wdb, r, got)) < 0)
+		sl_err("warm-up state: %s", sl_strerror(rc));
+	free(r);
+}
+
+/* Apply the operator commands queued since the last one applied. */
+static void warm_poll(struct daemon *d)
+{
+	struct warmup_command c[32];
+	uint64_t seq;
+	size_t n;
+	bool any = false;
+	int rc;
+
+	if (warmup_db_command_seq(d->wdb, &seq) < 0 || seq <= d->warm_applied)
+		return;
+	while (warmup_db_commands_after(d->wdb, d->warm_applied, c, 32, &n) == 0 && n) {
+		uint64_t now = d->loop ? warmup_gate_clock(d->gate, loop_now_ms(d->loop)) : 0;
+
+		for (size_t i = 0; i < n; i++) {
+			rc = warmup_gate_command(d->gate, &c[i], now);
+			if (rc < 0)
+				sl_warn("warm-up command %llu (%s %s %s): %s",
+					(unsigned long long)c[i].seq, warmup_action_name(c[i].action),
+					c[i].ip, c[i].provider, sl_strerror(rc));
+			else
+				sl_info("warm-up: %s %s %s (by %s)", warmup_action_name(c[i].action),
+					c[i].ip, c[i].provider, c[i].actor);
+			d->warm_applied = c[i].seq;
+			any = true;
+		}
+	}
+	if (any) {
+		warm_flush(d, false);
+		warmup_db_set_applied(d->wdb, d->warm_applied);
+		egress_kick_all(d->egress);
+	}
+}
+
+static void warm_tick(struct daemon *d)
+{
+	uint64_t now = loop_now_ms(d->loop);
+
+	if (!d->gate)
+		return;
+	if (now - d->warm_polled_ms >= WARM_POLL_MS) {
+		d->warm_polled_ms = now;
+		warm_poll(d);
+	}
+	if (now - d->warm_flushed_ms >= WARM_FLUSH_MS) {
+		d->warm_flushed_ms = now;
+		warm_flush(d, false);
+	}
+}
+
+/* The gate over the pools, its saved state and pending commands. */
+static int warm_start(struct daemon *d)
+{
+	const struct sl_config *cfg = d->cfg;
+	char path[4096];
+	struct warmup_record *r;
+	size_t n;
+	struct timespec ts;
+	uint64_t wall, mono;
+	int rc;
+
+	if (!d->warmup)
+		return 0;
+	/* The clock's origin: both clocks read now (the loop's cached
+	 * monotonic time may be a while old here). */
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	mono = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	wall = loop_wall_ms();
+	rc = warmup_gate_create(d->warmup, cfg, cfg->warmup_clock_scale, wall, mono, &d->gate);
+	if (rc < 0)
+		return rc;
+	snprintf(path, sizeof path, "%s/%s", cfg->spool.path, WARMUP_DB_FILE);
+	if ((rc = warmup_db_open(path, cfg->spool.sync, &d->wdb)) < 0) {
+		sl_err("warm-up state %s: %s", path, sl_strerror(rc));
+		return rc;
+	}
+	if ((rc = warmup_db_states(d->wdb, &r, &n)) < 0) {
+		sl_err("warm-up state %s: %s", path, sl_strerror(rc));
+		return rc;
+	}
+	for (size_t i = 0; i < n; i++)
+		warmup_gate_restore(d->gate, &r[i]);
+	free(r);
+	warmup_db_applied(d->wdb, &d->warm_applied);
+	warm_poll(d);
+	egress_set_warmup(d->egress, d->gate);
+	if (cfg->warmup_clock_scale != 1)
+		sl_warn("warm-up: TEST CLOCK x%u from wall %llu ms (monotonic %llu ms)",
+			cfg->warmup_clock_scale, (unsigned long long)wall,
+			(unsigned long long)mono);
+	sl_info("warm-up: %zu saved state(s) from %s", n, path);
+	return 0;
+}
+
 /* --- the loop ----------------------------------------------------------- */
 
 static void idle_hook(void *arg)
@@ -204,6 +328,7 @@ static void idle_hook(void *arg)
 
 	egress_tick(d->egress);
 	supervisor_tick(&d->supervisor, loop_now_ms(d->loop));
+	warm_tick(d);
 	queue_stats(d->queue, &st);
 	*d->g_msgs = (int64_t)st.messages;
 	*d->g_ready = (int64_t)st.ready;
@@ -269,6 +394,8 @@ static int daemon_start(struct daemon *d)
 	if ((rc = queue_create(&qenv, &d->queue)) < 0)
 		return rc;
 	egress_set_queue(d->egress, d->queue);
+	if ((rc = warm_start(d)) < 0)
+		return rc;
 	d->op_spool.cb = on_spool_event;
 	d->op_dns.cb = on_dns_event;
 	arm_spool_read(d);
@@ -307,6 +434,10 @@ static void daemon_stop(struct daemon *d)
 	}
 	if (d->egress)
 		egress_shutdown(d->egress);
+	if (d->wdb) {
+		warm_flush(d, true);
+		warmup_db_close(d->wdb);
+	}
 	if (d->metrics_listener)
 		transport_uring_listener_close(d->metrics_listener);
 	if (d->loop)
@@ -320,6 +451,8 @@ static void daemon_stop(struct daemon *d)
 	ingress_destroy(d->ingress);
 	queue_destroy(d->queue);
 	egress_destroy(d->egress);
+	warmup_gate_destroy(d->gate);
+	warmup_free(d->warmup);
 	if (d->resolver)
 		resolver_destroy(d->resolver);
 	transport_uring_destroy(d->tu);
@@ -359,8 +492,17 @@ int main(int argc, char **argv)
 		fprintf(stderr, "sluiced: %s\n", err[0] ? err : sl_strerror(rc));
 		return EXIT_CONFIG;
 	}
+	if (d.cfg->warmup_schedules) {
+		rc = warmup_load(d.cfg->warmup_schedules, &d.warmup, err, sizeof err);
+		if (rc < 0) {
+			fprintf(stderr, "sluiced: %s\n", err[0] ? err : sl_strerror(rc));
+			config_free(d.cfg);
+			return EXIT_CONFIG;
+		}
+	}
 	if (check) {
 		printf("%s: OK\n", path);
+		warmup_free(d.warmup);
 		config_free(d.cfg);
 		return 0;
 	}
