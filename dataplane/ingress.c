@@ -8,6 +8,8 @@
 #include "metrics.h"
 #include "session_io.h"
 #include "smtp_server.h"
+#include "store.h"
+#include "tenant_view.h"
 #include "tls.h"
 
 #include <arpa/inet.h>
@@ -33,6 +35,7 @@ struct in_session {
 	struct in_session *prev, *next;
 	char peer[INET6_ADDRSTRLEN];
 	const struct sl_tenant_cfg *tenant; /* after AUTH */
+	struct tenant_view_cfg store_tenant; /* s->tenant for a store-only tenant */
 	bool committing;                    /* the message is being accepted */
 	bool dead;                          /* conn gone; free when accepting ends */
 	bool closing;
@@ -151,13 +154,38 @@ static const struct sl_tenant_cfg *session_tenant(struct in_session *s)
 	return config_tenant_by_name(cfg, s->ls->cfg->relay_tenant);
 }
 
+/* The lifecycle refusal for the session's tenant now, or NULL. */
+static const struct tenant_refusal *session_refusal(struct in_session *s)
+{
+	const struct sl_tenant_cfg *t = session_tenant(s);
+
+	if (!t || !s->in->env.tenants)
+		return NULL;
+	return tenant_view_inject_refusal(*s->in->env.tenants, t->name);
+}
+
+/* Make MAIL FROM answer the tenant's refusal (awaiting review, disabled)
+ * while its state says so; called before each input and after AUTH. */
+static void session_policy(struct in_session *s)
+{
+	const struct tenant_refusal *r = session_refusal(s);
+
+	if (r)
+		smtp_server_set_mail_refusal(s->srv, r->smtp_code, r->enhanced, r->text);
+	else
+		smtp_server_set_mail_refusal(s->srv, 0, NULL, NULL);
+}
+
 static int session_accept_message(struct in_session *s, const struct smtp_server_message *m)
 {
 	const struct sl_tenant_cfg *t = session_tenant(s);
+	const struct tenant_refusal *r = session_refusal(s);
 	int rc;
 
 	if (!t)
 		return SL_EAUTH;
+	if (r) /* the state changed during the transaction */
+		return smtp_server_message_result(s->srv, r->smtp_code, r->enhanced, r->text);
 	snprintf(s->received_from, sizeof s->received_from, "%s ([%s])", m->helo, s->peer);
 	snprintf(s->received_with, sizeof s->received_with, "%s%s%s", m->esmtp ? "ESMTP" : "SMTP",
 		 m->tls ? "S" : "", s->tenant ? "A" : "");
@@ -190,14 +218,35 @@ static int session_accept_message(struct in_session *s, const struct smtp_server
 
 static void session_auth(struct in_session *s, const struct smtp_server_auth *a)
 {
-	const struct sl_tenant_cfg *t = config_tenant_by_user(s->in->env.cfg, a->username);
+	const struct sl_config *cfg = s->in->env.cfg;
+	const struct sl_tenant_cfg *t = config_tenant_by_user(cfg, a->username);
 	bool ok = t && t->password_hash && auth_verify_password(a->password, t->password_hash) == 0;
+	char name[STORE_NAME_MAX + 1];
 
+	/* Then the control store's users (tenants created over the API). */
+	if (!ok && s->in->env.store &&
+	    store_credential_verify(s->in->env.store, a->username, a->password, name) == 0) {
+		const struct tenant_view_entry *e =
+			s->in->env.tenants ? tenant_view_find(*s->in->env.tenants, name) : NULL;
+		struct tenant_view_entry bare = { 0 };
+
+		ok = true;
+		t = config_tenant_by_name(cfg, name);
+		if (!t) {
+			if (!e) { /* created a moment ago: the view has not caught up */
+				memcpy(bare.name, name, sizeof bare.name);
+				e = &bare;
+			}
+			tenant_view_cfg_fill(e, cfg, &s->store_tenant);
+			t = &s->store_tenant.cfg;
+		}
+	}
 	if (ok)
 		s->tenant = t;
 	else
 		(*s->in->c_auth_fail)++;
 	smtp_server_auth_result(s->srv, ok, ok ? t->name : NULL);
+	session_policy(s);
 }
 
 static void session_drive(struct in_session *s)
@@ -262,6 +311,7 @@ static void on_in_recv(void *ctx, const char *data, size_t len)
 	}
 	if (rc == SESSION_IO_TLS_READY)
 		smtp_server_tls_started(s->srv);
+	session_policy(s);
 	if (plain_len && smtp_server_input(s->srv, plain, plain_len) < 0) {
 		session_end(s);
 		return;
@@ -309,7 +359,7 @@ static void on_accept(void *ctx, struct conn *c, const struct sockaddr *peer, so
 		.max_rcpts = cfg->limits.max_recipients,
 		.max_errors = cfg->limits.max_errors,
 		.tls_available = ls->tls != NULL,
-		.auth_available = ls->tls != NULL && cfg->n_tenants > 0,
+		.auth_available = ls->tls != NULL && (cfg->n_tenants > 0 || in->env.store),
 	};
 	struct in_session *s;
 

@@ -28,6 +28,8 @@ struct accept;
 struct ingress;
 struct metrics;
 struct events;
+struct store;
+struct tenant_view;
 
 struct ingress_env {
 	struct loop *loop;
@@ -37,6 +39,11 @@ struct ingress_env {
 	struct metrics *metrics;
 	struct events *events;
 	const struct sl_config *cfg;
+	/* The control store (NULL: none): SMTP AUTH also checks its users. */
+	struct store *store;
+	/* The loop thread's current tenant view (NULL: none): MAIL FROM of a
+	 * tenant that may not inject gets tenant_refusal's reply. */
+	struct tenant_view *const *tenants;
 };
 
 /* Open every configured listener. Errors name the failing listener in

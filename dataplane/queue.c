@@ -57,6 +57,7 @@ struct queue {
 	struct delivery *deliveries;
 	struct domain_queue **buckets;
 	size_t n_buckets, n_dq;
+	struct delivery *held; /* ready work of tenants that may not deliver */
 	struct queue_stats st;
 	uint64_t *c_outcome[5];
 };
@@ -124,11 +125,23 @@ static struct domain_queue *dq_get(struct queue *q, const char *pool, const char
 	return dq;
 }
 
+static bool tenant_held(const struct queue *q, const struct delivery *d)
+{
+	return q->env.hooks.may_deliver &&
+	       !q->env.hooks.may_deliver(q->env.hooks.tenant_ctx, d->msg->m.tenant);
+}
+
 static void dq_push(struct queue *q, struct domain_queue *dq, struct delivery *d, bool front)
 {
 	int st = d->msg->m.stream == SL_STREAM_MARKETING;
 
 	d->next = NULL;
+	if (tenant_held(q, d)) {
+		d->next = q->held;
+		q->held = d;
+		q->st.held++;
+		return;
+	}
 	if (front) {
 		d->next = dq->head[st];
 		dq->head[st] = d;
@@ -182,6 +195,46 @@ size_t domain_queue_ready(const struct domain_queue *dq)
 void **domain_queue_egress_slot(struct domain_queue *dq)
 {
 	return &dq->egress;
+}
+
+void queue_tenants_changed(struct queue *q)
+{
+	struct delivery *rel = NULL, *d, *next;
+
+	/* Park the ready work of tenants that may no longer deliver... */
+	for (size_t i = 0; i < q->n_buckets; i++)
+		for (struct domain_queue *dq = q->buckets[i]; dq; dq = dq->hnext)
+			for (int st = 0; st < 2; st++) {
+				struct delivery **pp = &dq->head[st], *prev = NULL;
+
+				while ((d = *pp)) {
+					if (!tenant_held(q, d)) {
+						prev = d;
+						pp = &d->next;
+						continue;
+					}
+					*pp = d->next;
+					if (dq->tail[st] == d)
+						dq->tail[st] = prev;
+					dq->n_ready--;
+					q->st.ready--;
+					d->next = q->held;
+					q->held = d;
+					q->st.held++;
+				}
+			}
+	/* ...and release, oldest first, the work of those that may again. */
+	for (d = q->held; d; d = next) {
+		next = d->next;
+		d->next = rel;
+		rel = d;
+	}
+	q->held = NULL;
+	q->st.held = 0;
+	for (d = rel; d; d = next) {
+		next = d->next;
+		dq_push(q, d->dq, d, false);
+	}
 }
 
 void queue_foreach_ready(struct queue *q, void (*fn)(void *ctx, struct domain_queue *dq),

@@ -59,6 +59,11 @@ struct queue_hooks {
 	/* queue_destroy hands back each domain queue's egress state to free. */
 	void (*forget)(void *ctx, void *egress_state);
 	void *ctx;
+	/* May tenant's mail be delivered now (tenant.h lifecycle)? NULL: yes.
+	 * Ready work of a tenant that may not is held (kept, not offered to
+	 * egress) until queue_tenants_changed() finds it may again. */
+	bool (*may_deliver)(void *tenant_ctx, const char *tenant);
+	void *tenant_ctx;
 };
 
 struct queue_env {
@@ -91,6 +96,9 @@ void **domain_queue_egress_slot(struct domain_queue *dq);
 /* Pop the next ready delivery, or NULL: transactional before marketing,
  * each in arrival order. */
 struct delivery *domain_queue_take(struct domain_queue *dq);
+/* may_deliver's answers changed: hold the ready work of tenants that may
+ * no longer deliver, release the held work of those that may again. */
+void queue_tenants_changed(struct queue *q);
 /* Every domain queue with ready work (for periodic kicks). */
 void queue_foreach_ready(struct queue *q, void (*fn)(void *ctx, struct domain_queue *dq),
 			 void *ctx);
@@ -132,6 +140,7 @@ void domain_queue_fail_ready(struct queue *q, struct domain_queue *dq,
 
 struct queue_stats {
 	uint64_t messages, ready, active, deferred;
+	uint64_t held; /* ready, but the tenant may not deliver (on_hold ...) */
 };
 void queue_stats(const struct queue *q, struct queue_stats *st);
 
