@@ -16,6 +16,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "api_grace.h"
 #include "file.h"
@@ -29,6 +30,7 @@ struct api {
 	char *tls_cert, *tls_key; /* PEM text */
 	unsigned port;
 	struct api_grace *grace;
+	unsigned active; /* requests in flight (atomic) */
 	const struct api_route *tables[5];
 	size_t counts[5];
 };
@@ -599,6 +601,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		if (!req)
 			return MHD_NO;
 		*con_cls = req;
+		__atomic_add_fetch(&api->active, 1, __ATOMIC_RELAXED);
 		req->api = api;
 		req->conn = c;
 		req->path = url;
@@ -649,6 +652,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 	(void)toe;
 	if (!req)
 		return;
+	__atomic_sub_fetch(&req->api->active, 1, __ATOMIC_RELAXED);
 	sl_buf_free(&req->body);
 	free(req);
 	*con_cls = NULL;
@@ -700,7 +704,7 @@ static int read_pem(const char *path, char **out)
 int api_start(const struct api_config *cfg, struct store *store, struct api **out)
 {
 	struct sockaddr_storage ss;
-	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL;
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC;
 	const union MHD_DaemonInfo *info;
 	struct api *api;
 	int rc;
@@ -767,6 +771,21 @@ fail:
 unsigned api_port(const struct api *api)
 {
 	return api->port;
+}
+
+void api_quiesce(struct api *api)
+{
+	if (api && api->mhd) {
+		MHD_socket fd = MHD_quiesce_daemon(api->mhd);
+
+		if (fd != MHD_INVALID_SOCKET)
+			close(fd);
+	}
+}
+
+unsigned api_active(const struct api *api)
+{
+	return api ? __atomic_load_n(&api->active, __ATOMIC_RELAXED) : 0;
 }
 
 void api_stop(struct api *api)

@@ -142,7 +142,13 @@ extern const size_t api_queue_route_count;
 int api_start(const struct api_config *cfg, struct store *store, struct api **out);
 /* The port actually bound (useful with port 0). */
 unsigned api_port(const struct api *api);
-/* Stop accepting, wait for running handlers, free. NULL is a no-op. */
+/* Stop accepting new connections (requests under way go on). */
+void api_quiesce(struct api *api);
+/* Requests in flight (handlers running or bodies arriving). */
+unsigned api_active(const struct api *api);
+/* Wait for running handlers, stop, free. NULL is a no-op. Handlers may be
+ * blocked in mailbox_call(): the daemon quiesces, keeps its loop running
+ * until api_active() is 0 (bounded), closes the mailbox, then stops. */
 void api_stop(struct api *api);
 
 /* --- request ------------------------------------------------------------- */
