@@ -327,8 +327,11 @@ static int build_structured(struct parse *p, const json_t *o, size_t mi,
 		rc = append_mailbox(b, from_name, from_addr);
 	if (!rc)
 		rc = sl_buf_append(b, "\r\nTo: ", 6);
-	for (size_t i = 0; i < m->n_rcpts && !rc; i++)
-		rc = sl_buf_appendf(b, "%s%s", i ? ",\r\n " : "", m->rcpts[i].addr);
+	/* Only valid recipients reach the header: a rejected one may hold
+	 * anything, line breaks included. */
+	for (size_t i = 0, n = 0; i < m->n_rcpts && !rc; i++)
+		if (m->rcpts[i].status == INJECT_PENDING)
+			rc = sl_buf_appendf(b, "%s%s", n++ ? ",\r\n " : "", m->rcpts[i].addr);
 	if (!rc && subject) {
 		rc = sl_buf_append(b, "\r\nSubject: ", 11);
 		if (!rc)
@@ -464,7 +467,8 @@ static int parse_message(struct parse *p, const json_t *o, size_t mi, struct inj
 				ir->reason = "duplicate recipient";
 			}
 	}
-	if (!split_mailbox(from, from_addr, sizeof from_addr, from_name, sizeof from_name) ||
+	if (strpbrk(from, "\r\n") ||
+	    !split_mailbox(from, from_addr, sizeof from_addr, from_name, sizeof from_name) ||
 	    !inject_address_valid(from_addr)) {
 		m->status = INJECT_REJECTED;
 		m->reason = "invalid sender address";
