@@ -10,14 +10,19 @@
  *   sluicectl fbl parse                parse an ARF feedback report
  *   sluicectl shaping explain ...      merged shaping values and their rules
  *   sluicectl setup ...                the appliance's first-boot wizard
+ *   sluicectl tenant ...               tenants, lifecycle, SMTP users (admin API)
+ *   sluicectl token ...                admin API tokens
+ *   sluicectl audit [--tenant T]       the control store's audit log
  *
- * The control-plane API (tenants, pools, queues) arrives with the admin
- * API; until then these are the operator's tools.
+ * The admin-API commands share their options and output (cmd_api.h).
  */
 #include "auth.h"
 #include "cmd_bounce.h"
+#include "cmd_audit.h"
 #include "cmd_dkim.h"
 #include "cmd_shaping.h"
+#include "cmd_tenant.h"
+#include "cmd_token.h"
 #include "err.h"
 
 #include <arpa/inet.h>
@@ -44,6 +49,10 @@ static int usage(FILE *f, int rc)
 		   "  shaping explain         the shaping values for an (IP, domain) pair and\n"
 		   "                          the rule behind each (sluicectl shaping --help)\n"
 		   "  setup [--from-seed F]   first-boot set-up of the appliance (runs sluice-setup)\n"
+		   "  tenant list|show|create|approve|sandbox|hold|resume|disable|user\n"
+		   "                          tenants over the admin API (sluicectl tenant --help)\n"
+		   "  token list|create|revoke  admin API tokens (sluicectl token --help)\n"
+		   "  audit [--tenant T]      the audit log (sluicectl audit --help)\n"
 		   "  help                    this text\n");
 	return rc;
 }
@@ -178,6 +187,12 @@ int main(int argc, char **argv)
 		return cmd_fbl(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "shaping"))
 		return cmd_shaping(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "tenant"))
+		return cmd_tenant(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "token"))
+		return cmd_token(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "audit"))
+		return cmd_audit(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "setup")) {
 		/* The first-boot wizard lives with the appliance image. */
 		argv[1] = "/usr/sbin/sluice-setup";
