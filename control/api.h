@@ -204,6 +204,12 @@ int api_json_check(const json_t *obj, const struct api_field *fields, size_t n, 
 int api_body_object(struct api_request *req, struct api_response *resp,
 		    const struct api_field *fields, size_t n, json_t **out);
 
+/* Check a tenant create (create true: "name" required) or update body
+ * and apply its settings (default_stream, quotas, streams' pool and
+ * subdomain) to *t; the store validates names. 0, or -EINVAL with err. */
+int api_tenant_settings(const json_t *body, bool create, struct store_tenant *t, char *err,
+			size_t errlen);
+
 /* --- replies ------------------------------------------------------------- */
 
 /* Reply status with body (JSON; the reference is stolen; NULL = no body). */

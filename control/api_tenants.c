@@ -67,18 +67,41 @@ static const struct api_field stream_fields[] = {
 	{ "subdomain", API_JSON_STRING, false, STORE_DOMAIN_MAX },
 };
 
-/* Apply the settings members of body to t; 0 or -EINVAL after a 400. */
-static int apply_settings(struct api_response *resp, json_t *body, struct store_tenant *t)
+#define SETTINGS_FIELDS                                                     \
+	{ "default_stream", API_JSON_STRING, false, 32 },                   \
+	{ "quota_hour", API_JSON_UINT, false, 0 },                          \
+	{ "quota_day", API_JSON_UINT, false, 0 },                           \
+	{ "streams", API_JSON_OBJECT, false, 0 },                           \
+	{ "reason", API_JSON_STRING, false, STORE_REASON_MAX }
+
+static const struct api_field create_fields[] = {
+	{ "name", API_JSON_STRING, true, STORE_NAME_MAX },
+	SETTINGS_FIELDS,
+};
+
+static const struct api_field update_fields[] = { SETTINGS_FIELDS };
+
+int api_tenant_settings(const json_t *body, bool create, struct store_tenant *t, char *err,
+			size_t errlen)
 {
 	json_t *v, *streams;
-	char err[256];
+	int rc;
 
+	rc = create ? api_json_check(body, create_fields, sizeof create_fields / sizeof create_fields[0],
+				     err, errlen)
+		    : api_json_check(body, update_fields, sizeof update_fields / sizeof update_fields[0],
+				     err, errlen);
+	if (rc < 0)
+		return rc;
+	if (create)
+		snprintf(t->name, sizeof t->name, "%s",
+			 json_string_value(json_object_get(body, "name")));
 	if ((v = json_object_get(body, "default_stream"))) {
 		int s = stream_parse(json_string_value(v));
 
 		if (s < 0) {
-			api_error(resp, 400, "bad_request",
-				  "default_stream must be \"transactional\" or \"marketing\"");
+			snprintf(err, errlen,
+				 "default_stream must be \"transactional\" or \"marketing\"");
 			return -EINVAL;
 		}
 		t->default_stream = (uint8_t)s;
@@ -90,18 +113,19 @@ static int apply_settings(struct api_response *resp, json_t *body, struct store_
 	streams = json_object_get(body, "streams");
 	if (streams) {
 		const char *key;
+		char sub[200];
 
 		json_object_foreach(streams, key, v) {
 			int s = stream_parse(key);
 
 			if (s < 0) {
-				api_error(resp, 400, "bad_request",
-					  "streams: unknown stream \"%.64s\" (transactional, marketing)",
-					  key);
+				snprintf(err, errlen,
+					 "streams: unknown stream \"%.64s\" (transactional, marketing)",
+					 key);
 				return -EINVAL;
 			}
-			if (api_json_check(v, stream_fields, 2, err, sizeof err) < 0) {
-				api_error(resp, 400, "bad_request", "streams.%s: %s", key, err);
+			if (api_json_check(v, stream_fields, 2, sub, sizeof sub) < 0) {
+				snprintf(err, errlen, "streams.%s: %s", key, sub);
 				return -EINVAL;
 			}
 			json_t *p = json_object_get(v, "pool"), *d = json_object_get(v, "subdomain");
@@ -117,19 +141,23 @@ static int apply_settings(struct api_response *resp, json_t *body, struct store_
 	return 0;
 }
 
-#define SETTINGS_FIELDS                                                     \
-	{ "default_stream", API_JSON_STRING, false, 32 },                   \
-	{ "quota_hour", API_JSON_UINT, false, 0 },                          \
-	{ "quota_day", API_JSON_UINT, false, 0 },                           \
-	{ "streams", API_JSON_OBJECT, false, 0 },                           \
-	{ "reason", API_JSON_STRING, false, STORE_REASON_MAX }
+/* The request body as a JSON object ({} when empty): 0, or -EINVAL after a 400. */
+static int parse_body(struct api_request *req, struct api_response *resp, json_t **out)
+{
+	size_t len;
+	const char *text = api_body(req, &len);
+	char err[256];
 
-static const struct api_field create_fields[] = {
-	{ "name", API_JSON_STRING, true, STORE_NAME_MAX },
-	SETTINGS_FIELDS,
-};
-
-static const struct api_field update_fields[] = { SETTINGS_FIELDS };
+	if (len == 0) {
+		*out = json_object();
+		return *out ? 0 : -ENOMEM;
+	}
+	if (api_json_parse(text, len, out, err, sizeof err) < 0) {
+		api_error(resp, 400, "bad_request", "%s", err);
+		return -EINVAL;
+	}
+	return 0;
+}
 
 static const char *reason_of(json_t *body)
 {
@@ -181,16 +209,15 @@ static int tenants_list(struct api_request *req, struct api_response *resp)
 static int tenants_create(struct api_request *req, struct api_response *resp)
 {
 	struct store_tenant t = { 0 };
+	char err[256];
 	json_t *body;
 	int rc;
 
-	if (api_body_object(req, resp, create_fields, sizeof create_fields / sizeof create_fields[0],
-			    &body) < 0)
+	if (parse_body(req, resp, &body) < 0)
 		return 0;
-	snprintf(t.name, sizeof t.name, "%s", json_string_value(json_object_get(body, "name")));
-	if (apply_settings(resp, body, &t) < 0) {
+	if (api_tenant_settings(body, true, &t, err, sizeof err) < 0) {
 		json_decref(body);
-		return 0;
+		return api_error(resp, 400, "bad_request", "%s", err);
 	}
 	rc = store_tenant_create(api_store(req), &t, api_principal(req)->actor, reason_of(body));
 	json_decref(body);
@@ -224,16 +251,16 @@ static int tenants_get(struct api_request *req, struct api_response *resp)
 static int tenants_update(struct api_request *req, struct api_response *resp)
 {
 	struct store_tenant t;
+	char err[256];
 	json_t *body;
 	int rc;
 
-	if (api_body_object(req, resp, update_fields, sizeof update_fields / sizeof update_fields[0],
-			    &body) < 0)
+	if (parse_body(req, resp, &body) < 0)
 		return 0;
 	rc = store_tenant_get(api_store(req), api_param(req, "tenant"), &t);
-	if (rc == 0 && apply_settings(resp, body, &t) < 0) {
+	if (rc == 0 && api_tenant_settings(body, false, &t, err, sizeof err) < 0) {
 		json_decref(body);
-		return 0;
+		return api_error(resp, 400, "bad_request", "%s", err);
 	}
 	if (rc == 0)
 		rc = store_tenant_update(api_store(req), &t, api_principal(req)->actor,
