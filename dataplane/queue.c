@@ -247,6 +247,7 @@ void queue_tenants_changed(struct queue *q)
 						dq->tail[st] = prev;
 					dq->n_ready--;
 					q->st.ready--;
+					d->where = W_HELD;
 					d->next = q->held;
 					q->held = d;
 					q->st.held++;
