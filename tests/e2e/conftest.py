@@ -164,10 +164,12 @@ class Sluiced:
         self.conf = self.dir / "sluice.yaml"
         self.port = SUBMIT_PORT
         self.proc = None
-        # api=True: a control store and the admin API (api_url, admin_token).
+        # api=True: a control store and the admin API (api_url, admin_token);
+        # api=(cert, key): the API over HTTPS.
         self.api_enabled = api
+        self.api_tls = api if isinstance(api, tuple) else None
         self.control = self.dir / "control"
-        self.api_url = f"http://127.0.0.1:{API_PORT}"
+        self.api_url = f"http{'s' if self.api_tls else ''}://127.0.0.1:{API_PORT}"
         lines = ["hostname: sluice.test", "listeners:", "  - name: submission",
                  f"    address: 127.0.0.1:{SUBMIT_PORT}"]
         if tls:
@@ -208,6 +210,9 @@ class Sluiced:
         if api:
             lines += ["control:", f"  store: {yaml_str(self.control)}", "  api:",
                       f"    address: 127.0.0.1:{API_PORT}"]
+            if self.api_tls:
+                lines += [f"    tls_cert: {yaml_str(self.api_tls[0])}",
+                          f"    tls_key: {yaml_str(self.api_tls[1])}"]
         self.conf.write_text("\n".join(lines) + "\n" + extra)
 
     def start(self):
@@ -225,7 +230,14 @@ class Sluiced:
     def api(self, method, path, body=None, token=None, raw=None, headers=None):
         """One admin API request: (status, parsed JSON or None)."""
         import http.client
-        conn = http.client.HTTPConnection("127.0.0.1", API_PORT, timeout=30)
+        import ssl
+        if self.api_tls:
+            ctx = ssl.create_default_context()
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+            conn = http.client.HTTPSConnection("127.0.0.1", API_PORT, timeout=30, context=ctx)
+        else:
+            conn = http.client.HTTPConnection("127.0.0.1", API_PORT, timeout=30)
         h = {"Authorization": f"Bearer {token or self.admin_token}"}
         h.update(headers or {})
         data = raw if raw is not None else (json.dumps(body).encode() if body is not None

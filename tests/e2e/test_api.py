@@ -328,3 +328,20 @@ def test_sluicectl_over_the_api(api_daemon):
     r = subprocess.run([str(SLUICECTL), "tenant", "list"], capture_output=True, text=True,
                        env=env, timeout=30)
     assert r.returncode != 0 and "cannot reach sluiced at http://127.0.0.1:1" in r.stderr
+
+
+def test_api_over_tls(sink_factory, sluiced_factory, certs):
+    d = sluiced_factory(api=certs).start()
+    st, t = d.api("GET", "/v1/tenants/local")
+    assert st == 200 and t["state"] == "active"
+    env = dict(os.environ, SLUICE_API=d.api_url, SLUICE_TOKEN=d.admin_token,
+               SLUICE_API_INSECURE="1")
+    r = subprocess.run([str(SLUICECTL), "tenant", "show", "local"], capture_output=True,
+                       text=True, env=env, timeout=30)
+    assert r.returncode == 0 and "active" in r.stdout, r.stderr
+    # plain HTTP to the TLS port gets nowhere
+    import http.client
+    c = http.client.HTTPConnection("127.0.0.1", 8025, timeout=10)
+    with pytest.raises((http.client.HTTPException, OSError)):
+        c.request("GET", "/v1/tenants")
+        c.getresponse()
