@@ -223,8 +223,10 @@ static void session_auth(struct in_session *s, const struct smtp_server_auth *a)
 	bool ok = t && t->password_hash && auth_verify_password(a->password, t->password_hash) == 0;
 	char name[STORE_NAME_MAX + 1];
 
-	/* Then the control store's users (tenants created over the API). */
-	if (!ok && s->in->env.store &&
+	/* Then the control store's users (tenants created over the API); a
+	 * user the YAML config declares is the config's (and costs one
+	 * PBKDF2, not two, when the password is wrong). */
+	if (!ok && !t && s->in->env.store &&
 	    store_credential_verify(s->in->env.store, a->username, a->password, name) == 0) {
 		const struct tenant_view_entry *e =
 			s->in->env.tenants ? tenant_view_find(*s->in->env.tenants, name) : NULL;
