@@ -122,6 +122,7 @@ struct api_principal {
  *   api_tenants.c   api_tenant_routes   tenants, lifecycle, SMTP users
  *   api_tokens.c    api_token_routes    API tokens
  *   api_audit.c     api_audit_routes    the audit log
+ *   api_cfgsets.c   api_cfgset_routes   configuration sets
  *   api_messages.c  api_message_routes  HTTP injection      (helper C2)
  *   api_queues.c    api_queue_routes    queue visibility    (helper C2)
  */
@@ -131,6 +132,8 @@ extern const struct api_route api_token_routes[];
 extern const size_t api_token_route_count;
 extern const struct api_route api_audit_routes[];
 extern const size_t api_audit_route_count;
+extern const struct api_route api_cfgset_routes[];
+extern const size_t api_cfgset_route_count;
 extern const struct api_route api_message_routes[];
 extern const size_t api_message_route_count;
 extern const struct api_route api_queue_routes[];

@@ -345,3 +345,28 @@ def test_api_over_tls(sink_factory, sluiced_factory, certs):
     with pytest.raises((http.client.HTTPException, OSError)):
         c.request("GET", "/v1/tenants")
         c.getresponse()
+
+
+def test_configuration_sets(api_daemon):
+    _, d = api_daemon
+    new_tenant(d, "cs")
+    st, c = d.api("PUT", "/v1/tenants/cs/cfgsets/Mail.CS.test/marketing",
+                  {"pool": "default", "dkim_selector": "s1"})
+    assert st == 200 and c["domain"] == "mail.cs.test" and c["stream"] == "marketing"
+    first_id = c["id"]
+    st, c = d.api("PUT", "/v1/tenants/cs/cfgsets/mail.cs.test/marketing", {"paused": True})
+    assert st == 200 and c["id"] == first_id and c["paused"] is True
+    assert d.api("PUT", "/v1/tenants/cs/cfgsets/cs.test/transactional", {})[0] == 200
+    st, page = d.api("GET", "/v1/tenants/cs/cfgsets?limit=1")
+    assert st == 200 and len(page["items"]) == 1 and page["next"] == "cs.test:transactional"
+    st, page = d.api("GET", "/v1/tenants/cs/cfgsets?after=" + page["next"])
+    assert [c["domain"] for c in page["items"]] == ["mail.cs.test"] and page["next"] is None
+    assert d.api("GET", "/v1/tenants/cs/cfgsets/cs.test/bulk")[0] == 404
+    st, b = d.api("PUT", "/v1/tenants/cs/cfgsets/cs.test/marketing", {"paused": "yes"})
+    assert st == 400 and "paused" in b["error"]["message"]
+    assert d.api("PUT", "/v1/tenants/nosuch/cfgsets/cs.test/marketing", {})[0] == 404
+    # a tenant token reads its own sets, not others', and cannot change them
+    tok = d.api("POST", "/v1/tokens", {"role": "tenant", "tenant": "cs"})[1]["token"]
+    assert d.api("GET", "/v1/tenants/cs/cfgsets", token=tok)[0] == 200
+    assert d.api("GET", "/v1/tenants/local/cfgsets", token=tok)[0] == 404
+    assert d.api("PUT", "/v1/tenants/cs/cfgsets/cs.test/marketing", {}, token=tok)[0] == 403

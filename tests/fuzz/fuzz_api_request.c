@@ -20,15 +20,15 @@ static void route(const char *path)
 {
 	const struct api_route *const tables[] = { api_tenant_routes, api_token_routes,
 						   api_audit_routes, api_message_routes,
-						   api_queue_routes };
+						   api_queue_routes, api_cfgset_routes };
 	const size_t counts[] = { api_tenant_route_count, api_token_route_count,
 				  api_audit_route_count, api_message_route_count,
-				  api_queue_route_count };
+				  api_queue_route_count, api_cfgset_route_count };
 	struct api_match m;
 	unsigned allowed;
 
 	for (int meth = API_GET; meth <= API_DELETE; meth <<= 1) {
-		int rc = api_route_find(tables, counts, 5, (enum api_method)meth, path, &m, &allowed);
+		int rc = api_route_find(tables, counts, 6, (enum api_method)meth, path, &m, &allowed);
 
 		if (rc == 0) {
 			if (m.route->method != meth)
