@@ -17,6 +17,7 @@ static const char tenant_help[] =
 	"      --stream transactional|marketing   default stream\n"
 	"      --quota-hour N --quota-day N       message quotas (0 = none)\n"
 	"      --transactional-pool P --marketing-pool P\n"
+	"  update NAME                  change settings: the options of create\n"
 	"  approve NAME                 pending_review/sandbox/... -> active\n"
 	"  sandbox NAME                 -> sandbox (own verified addresses only)\n"
 	"  hold NAME [--grace DUR]      -> on_hold: mail kept, not delivered; with --grace\n"
@@ -116,10 +117,13 @@ static int need_args(struct cmd_api *a, int n, const char *what)
 	return 2;
 }
 
-static int tenant_create(struct cmd_api *a, const char *stream, const char *qh, const char *qd,
-			 const char *tpool, const char *mpool, const char *reason)
+/* create (POST /v1/tenants) or update (PATCH /v1/tenants/NAME). */
+static int tenant_put(struct cmd_api *a, bool create, const char *stream, const char *qh,
+		      const char *qd, const char *tpool, const char *mpool, const char *reason)
 {
-	json_t *body = json_pack("{s:s}", "name", a->args[0]), *out, *streams = NULL;
+	json_t *body = create ? json_pack("{s:s}", "name", a->args[0]) : json_object();
+	json_t *out, *streams = NULL;
+	char path[512], name[256];
 	uint64_t v;
 	int rc;
 
@@ -150,7 +154,10 @@ static int tenant_create(struct cmd_api *a, const char *stream, const char *qh, 
 			json_object_set_new(streams, "marketing", json_pack("{s:s}", "pool", mpool));
 		json_object_set_new(body, "streams", streams);
 	}
-	rc = cmd_api_request(a, "POST", "/v1/tenants", body, &out);
+	api_client_escape(a->args[0], name, sizeof name);
+	snprintf(path, sizeof path, "/v1/tenants/%s", name);
+	rc = create ? cmd_api_request(a, "POST", "/v1/tenants", body, &out)
+		    : cmd_api_request(a, "PATCH", path, body, &out);
 	json_decref(body);
 	return rc ? rc : print_one(a, out);
 }
@@ -256,7 +263,8 @@ int cmd_tenant(int argc, char **argv)
 		return 0;
 	}
 	if (strcmp(sub, "list") && strcmp(sub, "show") && strcmp(sub, "create") &&
-	    strcmp(sub, "approve") && strcmp(sub, "sandbox") && strcmp(sub, "hold") &&
+	    strcmp(sub, "update") && strcmp(sub, "approve") && strcmp(sub, "sandbox") &&
+	    strcmp(sub, "hold") &&
 	    strcmp(sub, "resume") && strcmp(sub, "disable") && strcmp(sub, "user")) {
 		fprintf(stderr, "sluicectl tenant: unknown command '%s'\n%s", sub, tenant_help);
 		return 2;
@@ -277,8 +285,8 @@ int cmd_tenant(int argc, char **argv)
 		rc = cmd_api_request(&a, "GET", path, NULL, &out);
 		return rc ? rc : print_one(&a, out);
 	}
-	if (!strcmp(sub, "create"))
-		return tenant_create(&a, stream, qh, qd, tpool, mpool, reason);
+	if (!strcmp(sub, "create") || !strcmp(sub, "update"))
+		return tenant_put(&a, !strcmp(sub, "create"), stream, qh, qd, tpool, mpool, reason);
 	if (!strcmp(sub, "user"))
 		return tenant_user(&a, pw, hash);
 	return tenant_action(&a, sub, reason, grace);

@@ -5,6 +5,7 @@
  *   sluicectl tenant show NAME
  *   sluicectl tenant create NAME [--stream S] [--quota-hour N] [--quota-day N]
  *                               [--transactional-pool P] [--marketing-pool P]
+ *   sluicectl tenant update NAME [the options of create]
  *   sluicectl tenant approve|sandbox|resume|disable NAME [--reason TEXT]
  *   sluicectl tenant hold NAME [--grace DURATION] [--reason TEXT]
  *   sluicectl tenant user add NAME USERNAME [--password PW | --password-hash H]

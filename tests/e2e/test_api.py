@@ -301,8 +301,14 @@ def test_sluicectl_over_the_api(api_daemon):
                           ("sandbox", "sandbox"), ("disable", "disabled")):
         r = ctl(d, "tenant", action, "cli1", "--reason", "test")
         assert r.returncode == 0 and state in r.stdout, (action, r.stdout, r.stderr)
+    r = ctl(d, "tenant", "update", "cli1", "--quota-day", "500", "--marketing-pool", "default")
+    assert r.returncode == 0, r.stderr
     r = ctl(d, "tenant", "show", "cli1", "--json")
-    assert json.loads(r.stdout)["state"] == "disabled"
+    t = json.loads(r.stdout)
+    assert t["state"] == "disabled" and t["quota_day"] == 500
+    assert t["streams"]["marketing"]["pool"] == "default"
+    r = ctl(d, "tenant", "update", "cli1", "--quota-day", "many")
+    assert r.returncode == 2 and "--quota-day" in r.stderr
     r = ctl(d, "tenant", "approve", "nosuch")
     assert r.returncode != 0 and "no such tenant" in r.stderr
     r = ctl(d, "tenant", "user", "add", "cli1", "cli-user", "--password", "pw1")
