@@ -15,7 +15,7 @@ PREFIX  ?= /usr
 DESTDIR ?=
 # libunbound.pc requires libevent.pc, which Debian ships only with
 # libevent-dev; link it by name instead of pulling that in.
-PKGS    := liburing lmdb libssl libcrypto yaml-0.1 libsystemd
+PKGS    := liburing lmdb libssl libcrypto yaml-0.1 libsystemd jansson libmicrohttpd libcurl
 SAN     ?= 0
 FUZZ_SECONDS ?= 60
 FUZZ_SMOKE_SECONDS ?= 10

@@ -340,6 +340,7 @@ static const char *const top_keys[] = {
 	"hostname", "listeners", "tenants", "pools", "routes", "limits",
 	"delivery", "spool",     "dns",     "events", "metrics", "dkim", "shaping",
 	"warmup",
+	"control",
 };
 static const char *const listener_keys[] = {
 	"name", "address", "tls", "relay_networks", "relay_tenant",
@@ -374,6 +375,8 @@ static const char *const spool_keys[] = { "path", "map_size", "commit_batch", "s
 static const char *const dns_keys[] = { "servers" };
 static const char *const events_keys[] = { "path" };
 static const char *const metrics_keys[] = { "address" };
+static const char *const control_keys[] = { "store", "api" };
+static const char *const control_api_keys[] = { "address", "tls_cert", "tls_key" };
 
 #define KEYS(a) a, ARRAY_LEN(a)
 
@@ -1665,6 +1668,61 @@ static int parse_metrics(struct ctx *c, const struct node *m)
 	return rc;
 }
 
+static int parse_control_api(struct ctx *c, const struct node *m)
+{
+	struct sl_control_cfg *ctl = &c->cfg->control;
+	int rc = check_keys(c, m, KEYS(control_api_keys));
+
+	for (size_t i = 0; !rc && i + 1 < m->n; i += 2) {
+		const struct node *v = m->kids[i + 1];
+		size_t old = path_key(c, m->kids[i]->val);
+		struct sockaddr_storage ss;
+		socklen_t sl;
+		const char *a;
+
+		switch (key_index(KEYS(control_api_keys), m->kids[i]->val)) {
+		case 0:
+			rc = get_hostport(c, v, &ss, &sl);
+			if (!rc)
+				rc = scalar(c, v, "an address", &a);
+			if (!rc)
+				rc = dup_str(c, a, &ctl->api_address);
+			break;
+		case 1: rc = get_text(c, v, &ctl->api_tls_cert); break;
+		case 2: rc = get_text(c, v, &ctl->api_tls_key); break;
+		}
+		if (!rc)
+			path_pop(c, old);
+	}
+	if (!rc && !ctl->api_tls_cert != !ctl->api_tls_key)
+		return bad(c, m, "tls_cert and tls_key go together (both or neither)");
+	return rc;
+}
+
+static int parse_control(struct ctx *c, const struct node *m)
+{
+	struct sl_control_cfg *ctl = &c->cfg->control;
+	int rc = check_keys(c, m, KEYS(control_keys));
+
+	ctl->enabled = true;
+	for (size_t i = 0; !rc && i + 1 < m->n; i += 2) {
+		const struct node *v = m->kids[i + 1];
+		size_t old = path_key(c, m->kids[i]->val);
+
+		switch (key_index(KEYS(control_keys), m->kids[i]->val)) {
+		case 0: rc = get_text(c, v, &ctl->store); break;
+		case 1: rc = parse_control_api(c, v); break;
+		}
+		if (!rc)
+			path_pop(c, old);
+	}
+	if (!rc && !ctl->store)
+		rc = dup_str(c, "/var/lib/sluice/control", &ctl->store);
+	if (!rc && !ctl->api_address)
+		rc = dup_str(c, "127.0.0.1:8025", &ctl->api_address);
+	return rc;
+}
+
 /* List names for a "did you mean" or "known: ..." hint. */
 static void names_hint(char *buf, size_t len, const char *word, const char *const *names, size_t n,
 		       size_t stride, const char *what)
@@ -1762,6 +1820,7 @@ static int parse_root(struct ctx *c, const struct node *root)
 		case 11: rc = parse_dkim(c, v); break;
 		case 12: rc = parse_shaping(c, v); break;
 		case 13: rc = parse_warmup(c, v); break;
+		case 14: rc = parse_control(c, v); break;
 		}
 		if (rc)
 			return rc;
@@ -2030,6 +2089,10 @@ void config_free(struct sl_config *cfg)
 	free(cfg->dns.servers);
 	free(cfg->dns.server_lens);
 	free(cfg->events_path);
+	free(cfg->control.store);
+	free(cfg->control.api_address);
+	free(cfg->control.api_tls_cert);
+	free(cfg->control.api_tls_key);
 	free(cfg);
 }
 

@@ -124,6 +124,15 @@ struct sl_dns_cfg {
 	size_t n_servers;
 };
 
+/* The control plane (control: section); absent = no store, no admin API. */
+struct sl_control_cfg {
+	bool enabled;        /* the section is present */
+	char *store;         /* control.store, default /var/lib/sluice/control */
+	char *api_address;   /* control.api.address, "HOST:PORT", default 127.0.0.1:8025 */
+	char *api_tls_cert;  /* control.api.tls_cert / tls_key (PEM paths); default none */
+	char *api_tls_key;
+};
+
 struct sl_config {
 	char *path;                   /* the file this came from */
 	char *hostname;               /* hostname, default gethostname(); used in banner, Received, DSNs */
@@ -143,6 +152,7 @@ struct sl_config {
 	char *events_path;            /* events.path, JSON lines; default /var/log/sluice/events.jsonl; "-" = stdout */
 	struct sockaddr_storage metrics_addr; /* metrics.address, default 127.0.0.1:9025 */
 	socklen_t metrics_addr_len;
+	struct sl_control_cfg control;
 };
 
 /* Fill cfg with every default (and no listeners, tenants, pools, routes). */

@@ -11,15 +11,20 @@
  *   sluicectl shaping explain ...      merged shaping values and their rules
  *   sluicectl warmup status|pause|...  IP warm-up state and operator actions
  *   sluicectl setup ...                the appliance's first-boot wizard
+ *   sluicectl tenant ...               tenants, lifecycle, SMTP users (admin API)
+ *   sluicectl token ...                admin API tokens
+ *   sluicectl audit [--tenant T]       the control store's audit log
  *
- * The control-plane API (tenants, pools, queues) arrives with the admin
- * API; until then these are the operator's tools.
+ * The admin-API commands share their options and output (cmd_api.h).
  */
 #include "auth.h"
 #include "cmd_bounce.h"
+#include "cmd_audit.h"
 #include "cmd_dkim.h"
 #include "cmd_shaping.h"
 #include "cmd_warmup.h"
+#include "cmd_tenant.h"
+#include "cmd_token.h"
 #include "err.h"
 
 #include <arpa/inet.h>
@@ -48,6 +53,10 @@ static int usage(FILE *f, int rc)
 		   "  warmup status [--json]  warm-up per IP x provider; warmup pause|resume|\n"
 		   "                          restart|jump --ip IP --provider P [--day N]\n"
 		   "  setup [--from-seed F]   first-boot set-up of the appliance (runs sluice-setup)\n"
+		   "  tenant list|show|create|approve|sandbox|hold|resume|disable|user\n"
+		   "                          tenants over the admin API (sluicectl tenant --help)\n"
+		   "  token list|create|revoke  admin API tokens (sluicectl token --help)\n"
+		   "  audit [--tenant T]      the audit log (sluicectl audit --help)\n"
 		   "  help                    this text\n");
 	return rc;
 }
@@ -184,6 +193,12 @@ int main(int argc, char **argv)
 		return cmd_shaping(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "warmup"))
 		return cmd_warmup(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "tenant"))
+		return cmd_tenant(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "token"))
+		return cmd_token(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "audit"))
+		return cmd_audit(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "setup")) {
 		/* The first-boot wizard lives with the appliance image. */
 		argv[1] = "/usr/sbin/sluice-setup";

@@ -1334,6 +1334,93 @@ fail:
 	return rc;
 }
 
+int store_credential_tenant(struct store *st, const char *username,
+			    char tenant_out[STORE_NAME_MAX + 1])
+{
+	struct store_credential c;
+	uint8_t kb[1 + STORE_USER_MAX];
+	MDB_val k;
+	int rc;
+
+	if (!st || !tenant_out)
+		return -EINVAL;
+	tenant_out[0] = 0;
+	if (!valid_user(username))
+		return SL_ENOTFOUND;
+	if ((rc = cred_key(kb, sizeof kb, CRED_USER, username, strlen(username), &k)) < 0)
+		return rc;
+	if ((rc = cred_read(st, &k, &c)) < 0)
+		return rc;
+	if (c.kind != CRED_USER)
+		return -EBADMSG;
+	memcpy(tenant_out, c.tenant, strlen(c.tenant) + 1);
+	return 0;
+}
+
+int store_token_list(struct store *st, const char *tenant, const char *after,
+		     struct store_token_info *out, size_t limit, size_t *n, bool *more)
+{
+	uint8_t kb[1 + 32] = { CRED_TOKEN };
+	MDB_cursor *cur;
+	MDB_txn *txn;
+	MDB_val k, v;
+	int rc, op = MDB_SET_RANGE;
+
+	if (!st || !out || !n || !more || limit == 0)
+		return -EINVAL;
+	*n = 0;
+	*more = false;
+	if (after && *after) {
+		if (strlen(after) != STORE_TOKEN_ID_SIZE - 1 || unhex(after, kb + 1, 8) < 0)
+			return -EINVAL;
+		memset(kb + 9, 0xff, sizeof kb - 9); /* past every hash with that prefix */
+	}
+	k.mv_size = sizeof kb;
+	k.mv_data = kb;
+	if ((rc = txn_begin(st, false, &txn)))
+		return rc;
+	if ((rc = mdb_cursor_open(txn, st->db_creds, &cur))) {
+		mdb_txn_abort(txn);
+		return mdb_to_err(rc);
+	}
+	for (;;) {
+		struct store_credential c;
+
+		rc = mdb_cursor_get(cur, &k, &v, op);
+		op = MDB_NEXT;
+		if (rc == MDB_NOTFOUND) {
+			rc = 0;
+			break;
+		}
+		if (rc) {
+			rc = mdb_to_err(rc);
+			break;
+		}
+		if (k.mv_size != 1 + 32 || ((uint8_t *)k.mv_data)[0] != CRED_TOKEN) {
+			rc = 0;
+			break;
+		}
+		if (after && *after && memcmp((uint8_t *)k.mv_data + 1, kb + 1, 32) <= 0)
+			continue;
+		if ((rc = store_credential_decode(v.mv_data, v.mv_size, &c)) < 0)
+			break;
+		if (tenant && strcmp(tenant, c.tenant) != 0)
+			continue;
+		if (*n == limit) {
+			*more = true;
+			break;
+		}
+		hex(out[*n].id, (uint8_t *)k.mv_data + 1, 8);
+		out[*n].role = c.role;
+		memcpy(out[*n].tenant, c.tenant, sizeof c.tenant);
+		out[*n].created_ms = c.created_ms;
+		(*n)++;
+	}
+	mdb_cursor_close(cur);
+	mdb_txn_abort(txn);
+	return rc;
+}
+
 /* --- configuration sets -------------------------------------------------- */
 
 #define CFGSET_KEY_MAX (STORE_NAME_MAX + 1 + STORE_DOMAIN_MAX + 1 + 1)

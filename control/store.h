@@ -186,6 +186,23 @@ int store_token_lookup(struct store *st, const char *token, char tenant_out[STOR
 /* Revoke the token whose public id is id. SL_ENOTFOUND if none. */
 int store_token_revoke(struct store *st, const char *id, const char *actor);
 
+/* The tenant SMTP AUTH user username belongs to. SL_ENOTFOUND if none. */
+int store_credential_tenant(struct store *st, const char *username,
+			    char tenant_out[STORE_NAME_MAX + 1]);
+
+/* What listing shows of a token (never the token or its hash). */
+struct store_token_info {
+	char id[STORE_TOKEN_ID_SIZE];
+	enum store_role role;
+	char tenant[STORE_NAME_MAX + 1];
+	uint64_t created_ms;
+};
+/* Up to limit tokens with ids after `after` (NULL/"" = from the first), in
+ * id order, only tenant's when tenant is non-NULL ("" = operator tokens
+ * without a tenant); *n and *more as for store_tenant_list. */
+int store_token_list(struct store *st, const char *tenant, const char *after,
+		     struct store_token_info *out, size_t limit, size_t *n, bool *more);
+
 /* --- configuration sets -------------------------------------------------- */
 
 /* Create or update the set (c->tenant, c->domain, c->stream) with c's

@@ -30,6 +30,7 @@ static const char *const kind_json[] = {
 	[EVENT_RECEPTION] = "\"reception\"", [EVENT_DELIVERED] = "\"delivered\"",
 	[EVENT_DEFERRED] = "\"deferred\"",   [EVENT_BOUNCED] = "\"bounced\"",
 	[EVENT_EXPIRED] = "\"expired\"",     [EVENT_DSN_SENT] = "\"dsn_sent\"",
+	[EVENT_PURGED] = "\"purged\"",       [EVENT_QUEUE_STUCK] = "\"queue_stuck\"",
 };
 
 static void put2(char *p, unsigned v)

@@ -41,6 +41,12 @@ enum event_kind {
 	EVENT_BOUNCED,   /* "bounced": permanent failure */
 	EVENT_EXPIRED,   /* "expired": gave up after max age */
 	EVENT_DSN_SENT,  /* "dsn_sent": a delivery status notification went out */
+	EVENT_PURGED,    /* "purged": removed by an operator or tenant (queue purge) */
+	/* "queue_stuck": a destination queue's oldest message passed
+	 * queues.stuck_age, or it got the same deferral stuck_deferrals times
+	 * in a row; tenant/domain/stream name the queue, response the last
+	 * reply, queued_ms the oldest message's age. No rcpt. */
+	EVENT_QUEUE_STUCK,
 };
 
 struct event_outcome {

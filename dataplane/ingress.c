@@ -1,16 +1,15 @@
 /* ingress.c — tenants' ESMTP listeners and sessions; see ingress.h. */
 #include "ingress.h"
 
+#include "accept.h"
 #include "auth.h"
-#include "dkim.h"
 #include "err.h"
 #include "events.h"
-#include "message.h"
 #include "metrics.h"
-#include "offload.h"
 #include "session_io.h"
 #include "smtp_server.h"
-#include "spool_waiter.h"
+#include "store.h"
+#include "tenant_view.h"
 #include "tls.h"
 
 #include <arpa/inet.h>
@@ -36,21 +35,14 @@ struct in_session {
 	struct in_session *prev, *next;
 	char peer[INET6_ADDRSTRLEN];
 	const struct sl_tenant_cfg *tenant; /* after AUTH */
-	bool committing;                    /* a PUT is in flight */
-	bool dead;                          /* conn gone; free when the PUT is reaped */
+	struct tenant_view_cfg store_tenant; /* s->tenant for a store-only tenant */
+	bool committing;                    /* the message is being accepted */
+	bool dead;                          /* conn gone; free when accepting ends */
 	bool closing;
-	/* The message being committed. */
-	struct spool_waiter waiter;
-	struct spool_op op;
-	struct spool_msg msg;
-	struct spool_rcpt *rcpts;
-	struct sl_buf body;
-	char message_id[256];
-	/* DKIM signing, on the offload thread, before the PUT. */
-	struct offload_job sign_job;
-	char from_domain[256];
-	struct sl_buf sig;
-	int sign_rc;
+	struct accept_msg am;               /* the message being accepted */
+	char received_from[600];
+	char received_with[8];
+	char received_comment[200];
 };
 
 struct ingress {
@@ -60,12 +52,9 @@ struct ingress {
 	struct in_session *sessions;
 	unsigned n_sessions;
 	bool shutting_down;
-	bool destroying; /* late signatures must not reach the (closed) spool */
-	struct dkim_signer *signer; /* used only on the offload thread */
-	struct offload *offload;
-	struct loop_op op_offload;
-	uint64_t offload_ev;
-	uint64_t *c_sessions, *c_rejected_clients, *c_auth_fail, *c_signed, *c_sign_fail;
+	bool destroying;
+	struct accept *acc; /* shared with HTTP injection */
+	uint64_t *c_sessions, *c_rejected_clients, *c_auth_fail;
 	int64_t *g_sessions;
 };
 
@@ -86,9 +75,6 @@ static void session_free(struct in_session *s)
 	(*in->g_sessions)--;
 	session_io_release(&s->io);
 	smtp_server_destroy(s->srv);
-	sl_buf_free(&s->body);
-	sl_buf_free(&s->sig);
-	free(s->rcpts);
 	free(s);
 }
 
@@ -130,50 +116,31 @@ static void on_timer(struct loop_timer *t)
 	session_drive(s);
 }
 
-static const char *stream_name(enum sl_stream st)
-{
-	return st == SL_STREAM_MARKETING ? "marketing" : "transactional";
-}
-
 /* --- accepting a message ------------------------------------------------ */
 
-static void on_put_done(struct spool_waiter *w, struct spool_op *op)
+/* The message is durable (result 0) or refused: answer the client. */
+static void on_accepted(struct accept_msg *am, int result)
 {
-	struct in_session *s = (struct in_session *)((char *)w - offsetof(struct in_session, waiter));
-	struct ingress *in = s->in;
+	struct in_session *s = (struct in_session *)((char *)am - offsetof(struct in_session, am));
 	char text[128];
 
 	s->committing = false;
-	/* Commit point passed: the message is durable (op->result == 0). Only
-	 * now may the client hear 250. */
-	if (op->result == 0) {
-		char labels[256];
-		struct sl_buf lb = { 0 };
-		uint64_t *c;
-
-		queue_add(in->env.queue, &s->msg);
-		sl_buf_appendf(&lb, "tenant=\"");
-		metrics_label_escape(&lb, s->msg.tenant);
-		sl_buf_appendf(&lb, "\",stream=\"%s\"", stream_name(s->msg.stream));
-		snprintf(labels, sizeof labels, "%.*s", (int)lb.len, lb.data ? lb.data : "");
-		sl_buf_free(&lb);
-		c = metrics_counter(in->env.metrics, "sluice_messages_accepted_total",
-				    "Messages accepted into the spool", labels);
-		if (c)
-			(*c)++;
-		snprintf(text, sizeof text, "Ok: queued as %016" PRIx64, s->msg.id);
-		if (!s->dead)
-			smtp_server_message_result(s->srv, 250, "2.0.0", text);
-	} else if (!s->dead) {
-		smtp_server_message_result(s->srv, 451, "4.3.0",
-					   op->result == SL_ETOOBIG || op->result == -ENOSPC ?
-						   "Spool full, try again later" :
-						   "Local error in processing, try again later");
-	}
-	sl_buf_reset(&s->body);
 	if (s->dead) {
 		session_free(s);
 		return;
+	}
+	if (s->in->destroying)
+		return; /* ingress_destroy frees the session */
+	if (result == 0) {
+		snprintf(text, sizeof text, "Ok: queued as %016" PRIx64, am->id);
+		smtp_server_message_result(s->srv, 250, "2.0.0", text);
+	} else {
+		smtp_server_message_result(s->srv, 451, "4.3.0",
+					   result == SL_ETOOBIG || result == -ENOSPC ?
+						   "Spool full, try again later" :
+					   result == ACCEPT_ESIGN ?
+						   "Local error in DKIM signing, try again later" :
+						   "Local error in processing, try again later");
 	}
 	session_drive(s);
 }
@@ -187,138 +154,61 @@ static const struct sl_tenant_cfg *session_tenant(struct in_session *s)
 	return config_tenant_by_name(cfg, s->ls->cfg->relay_tenant);
 }
 
-/* Hand the finished message to the spool's group commit; on_put_done
- * answers the client once it is durable. */
-static int session_put(struct in_session *s)
+/* The lifecycle refusal for the session's tenant now, or NULL. */
+static const struct tenant_refusal *session_refusal(struct in_session *s)
 {
-	s->msg.body_len = s->body.len;
-	s->op = (struct spool_op){ .kind = SPOOL_OP_PUT, .msg = &s->msg, .body = s->body.data,
-				   .body_len = s->body.len, .ctx = &s->waiter };
-	return spool_submit(s->in->env.spool, &s->op);
+	const struct sl_tenant_cfg *t = session_tenant(s);
+
+	if (!t || !s->in->env.tenants)
+		return NULL;
+	return tenant_view_inject_refusal(*s->in->env.tenants, t->name);
 }
 
-static void sign_run(struct offload_job *j)
+/* Make MAIL FROM answer the tenant's refusal (awaiting review, disabled)
+ * while its state says so; called before each input and after AUTH. */
+static void session_policy(struct in_session *s)
 {
-	struct in_session *s = (struct in_session *)((char *)j - offsetof(struct in_session, sign_job));
+	const struct tenant_refusal *r = session_refusal(s);
 
-	sl_buf_reset(&s->sig);
-	s->sign_rc = dkim_signer_sign(s->in->signer, s->from_domain, s->body.data, s->body.len,
-				      &s->sig);
-}
-
-static void sign_done(struct offload_job *j)
-{
-	struct in_session *s = (struct in_session *)((char *)j - offsetof(struct in_session, sign_job));
-	struct ingress *in = s->in;
-	int rc = in->destroying ? -ECANCELED : s->sign_rc;
-
-	if (rc >= 0) {
-		(*in->c_signed)++;
-		/* The signature goes in front of everything, Received included. */
-		rc = sl_buf_append(&s->sig, s->body.data, s->body.len);
-		if (rc == 0) {
-			struct sl_buf t = s->body;
-
-			s->body = s->sig;
-			s->sig = t;
-			rc = session_put(s);
-		}
-	} else if (rc != -ECANCELED) {
-		(*in->c_sign_fail)++;
-	}
-	if (rc >= 0)
-		return; /* on_put_done takes it from here */
-	s->committing = false;
-	if (s->dead) {
-		session_free(s);
-		return;
-	}
-	if (in->destroying)
-		return; /* ingress_destroy frees the session */
-	smtp_server_message_result(s->srv, 451, "4.3.0", "Local error in DKIM signing, try again later");
-	session_drive(s);
-}
-
-/* Start signing when the From domain has keys; false when there is
- * nothing to sign. */
-static bool session_sign(struct in_session *s)
-{
-	char from[512];
-
-	if (!message_header_get(s->body.data, s->body.len, "From", from, sizeof from) ||
-	    !message_from_domain(from, s->from_domain, sizeof s->from_domain) ||
-	    dkim_signer_nkeys(s->in->signer, s->from_domain) <= 0)
-		return false;
-	s->sign_job = (struct offload_job){ .run = sign_run, .done = sign_done };
-	offload_submit(s->in->offload, &s->sign_job);
-	return true;
+	if (r)
+		smtp_server_set_mail_refusal(s->srv, r->smtp_code, r->enhanced, r->text);
+	else
+		smtp_server_set_mail_refusal(s->srv, 0, NULL, NULL);
 }
 
 static int session_accept_message(struct in_session *s, const struct smtp_server_message *m)
 {
-	struct ingress *in = s->in;
-	const struct sl_config *cfg = in->env.cfg;
 	const struct sl_tenant_cfg *t = session_tenant(s);
-	uint64_t now = loop_wall_ms(), id;
-	char date[40], stream[32];
-	enum sl_stream st;
+	const struct tenant_refusal *r = session_refusal(s);
 	int rc;
 
 	if (!t)
 		return SL_EAUTH;
-	st = t->stream;
-	if (message_header_get(m->body, m->body_len, "X-Sluice-Stream", stream, sizeof stream)) {
-		if (!strcasecmp(stream, "marketing"))
-			st = SL_STREAM_MARKETING;
-		else if (!strcasecmp(stream, "transactional"))
-			st = SL_STREAM_TRANSACTIONAL;
-	}
-	id = spool_next_id(in->env.spool);
-	message_date(now, date);
-	sl_buf_reset(&s->body);
-	rc = sl_buf_appendf(&s->body,
-			    "Received: from %s ([%s])\r\n\tby %s (sluice) with %s%s%s id %016" PRIx64
-			    "\r\n\t(tenant %s, stream %s)%s%s%s%s;\r\n\t%s\r\n",
-			    m->helo, s->peer, cfg->hostname, m->esmtp ? "ESMTP" : "SMTP",
-			    m->tls ? "S" : "", s->tenant ? "A" : "", id, t->name, stream_name(st),
-			    m->tls ? "\r\n\t(using " : "",
-			    m->tls ? tls_conn_version(s->io.tls) : "",
-			    m->tls ? " " : "",
-			    m->tls ? tls_conn_cipher(s->io.tls) : "", date);
-	if (!rc && !message_header_get(m->body, m->body_len, "Message-ID", s->message_id,
-				       sizeof s->message_id)) {
-		snprintf(s->message_id, sizeof s->message_id, "<%016" PRIx64 "@%s>", id,
-			 cfg->hostname);
-		rc = sl_buf_appendf(&s->body, "Message-ID: %s\r\n", s->message_id);
-	}
-	if (!rc)
-		rc = message_append_without(&s->body, m->body, m->body_len, "X-Sluice-Stream");
-	if (rc)
-		return rc;
-	free(s->rcpts);
-	s->rcpts = calloc(m->n_rcpts, sizeof *s->rcpts);
-	if (!s->rcpts)
-		return -ENOMEM;
-	for (size_t i = 0; i < m->n_rcpts; i++)
-		s->rcpts[i].addr = (char *)m->rcpts[i];
-	s->msg = (struct spool_msg){
-		.id = id,
-		.tenant = t->name,
-		.stream = (uint8_t)st,
-		.pool = t->stream_pool[st] ? t->stream_pool[st] : cfg->pools[0].name,
-		.mail_from = (char *)m->mail_from,
-		.message_id = s->message_id,
-		.received_ms = now,
-		.body_len = s->body.len,
+	if (r) /* the state changed during the transaction */
+		return smtp_server_message_result(s->srv, r->smtp_code, r->enhanced, r->text);
+	snprintf(s->received_from, sizeof s->received_from, "%s ([%s])", m->helo, s->peer);
+	snprintf(s->received_with, sizeof s->received_with, "%s%s%s", m->esmtp ? "ESMTP" : "SMTP",
+		 m->tls ? "S" : "", s->tenant ? "A" : "");
+	if (m->tls)
+		snprintf(s->received_comment, sizeof s->received_comment, "using %s %s",
+			 tls_conn_version(s->io.tls), tls_conn_cipher(s->io.tls));
+	s->am = (struct accept_msg){
+		.tenant = t,
+		.stream = -1,
+		.mail_from = m->mail_from,
+		.rcpts = m->rcpts,
+		.n_rcpts = m->n_rcpts,
+		.body = m->body,
+		.body_len = m->body_len,
 		.flags = (m->body_type == SMTP_SERVER_BODY_8BITMIME ? SPOOL_F_8BITMIME : 0) |
 			 (m->smtputf8 ? SPOOL_F_SMTPUTF8 : 0),
-		.rcpts = s->rcpts,
-		.n_rcpts = (uint32_t)m->n_rcpts,
+		.received_from = s->received_from,
+		.received_with = s->received_with,
+		.received_comment = m->tls ? s->received_comment : NULL,
+		.done = on_accepted,
 	};
 	s->committing = true;
-	if (in->signer && session_sign(s)) /* the PUT follows the signature */
-		return 0;
-	rc = session_put(s);
+	rc = accept_submit(s->in->acc, &s->am);
 	if (rc < 0)
 		s->committing = false;
 	return rc;
@@ -328,14 +218,37 @@ static int session_accept_message(struct in_session *s, const struct smtp_server
 
 static void session_auth(struct in_session *s, const struct smtp_server_auth *a)
 {
-	const struct sl_tenant_cfg *t = config_tenant_by_user(s->in->env.cfg, a->username);
+	const struct sl_config *cfg = s->in->env.cfg;
+	const struct sl_tenant_cfg *t = config_tenant_by_user(cfg, a->username);
 	bool ok = t && t->password_hash && auth_verify_password(a->password, t->password_hash) == 0;
+	char name[STORE_NAME_MAX + 1];
 
+	/* Then the control store's users (tenants created over the API); a
+	 * user the YAML config declares is the config's (and costs one
+	 * PBKDF2, not two, when the password is wrong). */
+	if (!ok && !t && s->in->env.store &&
+	    store_credential_verify(s->in->env.store, a->username, a->password, name) == 0) {
+		const struct tenant_view_entry *e =
+			s->in->env.tenants ? tenant_view_find(*s->in->env.tenants, name) : NULL;
+		struct tenant_view_entry bare = { 0 };
+
+		ok = true;
+		t = config_tenant_by_name(cfg, name);
+		if (!t) {
+			if (!e) { /* created a moment ago: the view has not caught up */
+				memcpy(bare.name, name, sizeof bare.name);
+				e = &bare;
+			}
+			tenant_view_cfg_fill(e, cfg, &s->store_tenant);
+			t = &s->store_tenant.cfg;
+		}
+	}
 	if (ok)
 		s->tenant = t;
 	else
 		(*s->in->c_auth_fail)++;
 	smtp_server_auth_result(s->srv, ok, ok ? t->name : NULL);
+	session_policy(s);
 }
 
 static void session_drive(struct in_session *s)
@@ -400,6 +313,7 @@ static void on_in_recv(void *ctx, const char *data, size_t len)
 	}
 	if (rc == SESSION_IO_TLS_READY)
 		smtp_server_tls_started(s->srv);
+	session_policy(s);
 	if (plain_len && smtp_server_input(s->srv, plain, plain_len) < 0) {
 		session_end(s);
 		return;
@@ -447,7 +361,7 @@ static void on_accept(void *ctx, struct conn *c, const struct sockaddr *peer, so
 		.max_rcpts = cfg->limits.max_recipients,
 		.max_errors = cfg->limits.max_errors,
 		.tls_available = ls->tls != NULL,
-		.auth_available = ls->tls != NULL && cfg->n_tenants > 0,
+		.auth_available = ls->tls != NULL && (cfg->n_tenants > 0 || in->env.store),
 	};
 	struct in_session *s;
 
@@ -470,7 +384,6 @@ static void on_accept(void *ctx, struct conn *c, const struct sockaddr *peer, so
 	s->ls = ls;
 	s->io.conn = c;
 	s->timer.cb = on_timer;
-	s->waiter.done = on_put_done;
 	if (peer->sa_family == AF_INET6)
 		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)peer)->sin6_addr, s->peer,
 			  sizeof s->peer);
@@ -492,61 +405,12 @@ static void on_accept(void *ctx, struct conn *c, const struct sockaddr *peer, so
 
 /* --- lifecycle ---------------------------------------------------------- */
 
-static void arm_offload_read(struct ingress *in)
-{
-	struct io_uring_sqe *sqe = loop_sqe(in->env.loop, &in->op_offload);
-
-	io_uring_prep_read(sqe, offload_fd(in->offload), &in->offload_ev, sizeof in->offload_ev, 0);
-}
-
-static void on_offload_event(struct loop_op *op, int res, uint32_t flags)
-{
-	struct ingress *in = (struct ingress *)((char *)op - offsetof(struct ingress, op_offload));
-
-	(void)flags;
-	offload_reap(in->offload);
-	if (res != -ECANCELED)
-		arm_offload_read(in);
-}
-
-/* Load every configured DKIM key once; signing runs on one offload thread
- * so RSA's cost never stalls the event loop. */
-static int ingress_dkim_setup(struct ingress *in, char *err, size_t errlen)
-{
-	const struct sl_config *cfg = in->env.cfg;
-	int rc;
-
-	if (!cfg->n_dkim)
-		return 0;
-	in->signer = dkim_signer_create();
-	if (!in->signer)
-		return -ENOMEM;
-	for (size_t i = 0; i < cfg->n_dkim; i++) {
-		const struct sl_dkim_key_cfg *k = &cfg->dkim[i];
-		enum dkim_algo algo = DKIM_ALGO_AUTO;
-
-		if (k->algorithm && dkim_algo_parse(k->algorithm, &algo) < 0)
-			return SL_ECONFIG;
-		rc = dkim_signer_add_key(in->signer, k->domain, k->selector, algo, k->key);
-		if (rc < 0) {
-			snprintf(err, errlen, "dkim key for %s (selector %s) from %s: %s", k->domain,
-				 k->selector, k->key, sl_strerror(rc));
-			return rc;
-		}
-	}
-	rc = offload_create(1, &in->offload);
-	if (rc < 0)
-		return rc;
-	in->op_offload.cb = on_offload_event;
-	arm_offload_read(in);
-	return 0;
-}
-
 int ingress_create(const struct ingress_env *env, struct ingress **out, char *err,
 		   size_t errlen)
 {
 	const struct sl_config *cfg = env->cfg;
 	struct ingress *in = calloc(1, sizeof *in);
+	struct accept_env acc_env;
 	int rc = -ENOMEM;
 
 	if (!in)
@@ -562,14 +426,12 @@ int ingress_create(const struct ingress_env *env, struct ingress **out, char *er
 					  "Failed SMTP AUTH attempts", "");
 	in->g_sessions = metrics_gauge(env->metrics, "sluice_ingress_sessions",
 				       "Open submission sessions", "");
-	in->c_signed = metrics_counter(env->metrics, "sluice_dkim_signed_total",
-				       "Messages DKIM-signed at acceptance", "");
-	in->c_sign_fail = metrics_counter(env->metrics, "sluice_dkim_failures_total",
-					  "Messages whose DKIM signing failed (answered 451)", "");
 	if (!in->listeners || !in->c_sessions || !in->c_rejected_clients || !in->c_auth_fail ||
-	    !in->g_sessions || !in->c_signed || !in->c_sign_fail)
+	    !in->g_sessions)
 		goto fail;
-	rc = ingress_dkim_setup(in, err, errlen);
+	acc_env = (struct accept_env){ .loop = env->loop, .spool = env->spool,
+				       .queue = env->queue, .metrics = env->metrics, .cfg = cfg };
+	rc = accept_create(&acc_env, &in->acc, err, errlen);
 	if (rc < 0)
 		goto fail;
 	for (size_t i = 0; i < cfg->n_listeners; i++) {
@@ -622,6 +484,11 @@ void ingress_shutdown(struct ingress *in)
 	}
 }
 
+struct accept *ingress_accept(struct ingress *in)
+{
+	return in->acc;
+}
+
 bool ingress_idle(const struct ingress *in)
 {
 	for (const struct in_session *s = in->sessions; s; s = s->next)
@@ -636,9 +503,8 @@ void ingress_destroy(struct ingress *in)
 		return;
 	/* Finish signatures under way first: their sessions are freed below. */
 	in->destroying = true;
-	if (in->offload)
-		offload_destroy(in->offload);
-	in->offload = NULL;
+	accept_destroy(in->acc);
+	in->acc = NULL;
 	while (in->sessions) {
 		struct in_session *s = in->sessions;
 
@@ -653,8 +519,6 @@ void ingress_destroy(struct ingress *in)
 		if (in->listeners[i].tls)
 			tls_ctx_destroy(in->listeners[i].tls);
 	}
-	if (in->signer)
-		dkim_signer_destroy(in->signer);
 	free(in->listeners);
 	free(in);
 }

@@ -8,12 +8,12 @@
  * only when the client's address is inside relay_networks: sluice is never
  * an open relay.
  *
- * An accepted message gets a queue id, a Received header (and a Message-ID
- * if it lacks one), its stream (the tenant's default, or the message's
- * X-Sluice-Stream header, which is removed), and goes to the spool as one
- * PUT. Durability: the "250 2.0.0 Ok: queued as ID" reply is written only
- * when that PUT's group commit has completed (spool op reaped with result
- * 0); a failed commit answers 451 4.3.0 and keeps nothing.
+ * An accepted message goes through the acceptance path (accept.h) that
+ * HTTP injection shares: queue id, Received header, Message-ID if it lacks
+ * one, its stream (the tenant's default, or the message's X-Sluice-Stream
+ * header, which is removed), DKIM signature, one spool PUT. Durability: the
+ * "250 2.0.0 Ok: queued as ID" reply is written only when that PUT's group
+ * commit has completed; a failed commit answers 451 4.3.0 and keeps nothing.
  */
 #ifndef SL_INGRESS_H
 #define SL_INGRESS_H
@@ -24,9 +24,12 @@
 #include "spool.h"
 #include "transport_uring.h"
 
+struct accept;
 struct ingress;
 struct metrics;
 struct events;
+struct store;
+struct tenant_view;
 
 struct ingress_env {
 	struct loop *loop;
@@ -36,6 +39,11 @@ struct ingress_env {
 	struct metrics *metrics;
 	struct events *events;
 	const struct sl_config *cfg;
+	/* The control store (NULL: none): SMTP AUTH also checks its users. */
+	struct store *store;
+	/* The loop thread's current tenant view (NULL: none): MAIL FROM of a
+	 * tenant that may not inject gets tenant_refusal's reply. */
+	struct tenant_view *const *tenants;
 };
 
 /* Open every configured listener. Errors name the failing listener in
@@ -44,6 +52,9 @@ int ingress_create(const struct ingress_env *env, struct ingress **out, char *er
 		   size_t errlen);
 /* Stop accepting; open sessions get 421 and close. */
 void ingress_shutdown(struct ingress *in);
+/* The acceptance path (and its DKIM signer) ingress created; HTTP
+ * injection submits through it too. Valid until ingress_destroy. */
+struct accept *ingress_accept(struct ingress *in);
 /* True once every session is gone (pending commits answered). */
 bool ingress_idle(const struct ingress *in);
 void ingress_destroy(struct ingress *in);

@@ -4,6 +4,7 @@
 #include "dsn.h"
 #include "err.h"
 #include "events.h"
+#include "json.h"
 #include "metrics.h"
 #include "spool_waiter.h"
 
@@ -15,6 +16,10 @@
 #include <string.h>
 
 enum { R_NONE = 0, R_DELIVERED, R_BOUNCED, R_DEFERRED, R_EXPIRED };
+/* Where a delivery is (struct delivery.where). */
+enum { W_NEW = 0, W_READY, W_ACTIVE, W_DEFERRED, W_PARKED, W_HELD };
+
+#define STUCK_CHECK_MS 30000
 
 struct qmsg {
 	struct spool_msg m; /* deep copy; the recipients' states are the truth */
@@ -40,6 +45,11 @@ struct domain_queue {
 	size_t n_ready;
 	void *egress;
 	struct domain_queue *hnext;
+	/* Stuck-queue detection. */
+	char last_defer[256];  /* the last deferral's reply */
+	unsigned defer_repeat; /* identical deferrals in a row */
+	uint64_t oldest_ms;    /* scratch of queue_check_stuck */
+	bool stuck;
 };
 
 struct dsn_job {
@@ -57,9 +67,19 @@ struct queue {
 	struct delivery *deliveries;
 	struct domain_queue **buckets;
 	size_t n_buckets, n_dq;
+	struct delivery *held; /* ready work of tenants that may not deliver */
 	struct queue_stats st;
 	uint64_t *c_outcome[5];
+	/* Pauses (selectors owning their strings) and the deliveries they park. */
+	struct queue_selector *pauses;
+	size_t n_pauses;
+	struct delivery *parked;
+	struct loop_timer stuck_timer;
+	uint64_t *c_stuck, *c_purged;
+	int64_t *g_stuck;
 };
+
+static bool delivery_paused(const struct queue *q, const struct delivery *d);
 
 /* --- small helpers ------------------------------------------------------ */
 
@@ -124,11 +144,32 @@ static struct domain_queue *dq_get(struct queue *q, const char *pool, const char
 	return dq;
 }
 
+static bool tenant_held(const struct queue *q, const struct delivery *d)
+{
+	return q->env.hooks.may_deliver &&
+	       !q->env.hooks.may_deliver(q->env.hooks.tenant_ctx, d->msg->m.tenant);
+}
+
 static void dq_push(struct queue *q, struct domain_queue *dq, struct delivery *d, bool front)
 {
 	int st = d->msg->m.stream == SL_STREAM_MARKETING;
 
 	d->next = NULL;
+	d->where = W_HELD;
+	if (tenant_held(q, d)) {
+		d->next = q->held;
+		q->held = d;
+		q->st.held++;
+		return;
+	}
+	if (q->n_pauses && delivery_paused(q, d)) {
+		d->where = W_PARKED;
+		d->next = q->parked;
+		q->parked = d;
+		q->st.paused++;
+		return;
+	}
+	d->where = W_READY;
 	if (front) {
 		d->next = dq->head[st];
 		dq->head[st] = d;
@@ -160,6 +201,7 @@ struct delivery *domain_queue_take(struct domain_queue *dq)
 	dq->n_ready--;
 	d->q->st.ready--;
 	d->q->st.active++;
+	d->where = W_ACTIVE;
 	memset(d->result, 0, d->n_rcpts);
 	return d;
 }
@@ -182,6 +224,47 @@ size_t domain_queue_ready(const struct domain_queue *dq)
 void **domain_queue_egress_slot(struct domain_queue *dq)
 {
 	return &dq->egress;
+}
+
+void queue_tenants_changed(struct queue *q)
+{
+	struct delivery *rel = NULL, *d, *next;
+
+	/* Park the ready work of tenants that may no longer deliver... */
+	for (size_t i = 0; i < q->n_buckets; i++)
+		for (struct domain_queue *dq = q->buckets[i]; dq; dq = dq->hnext)
+			for (int st = 0; st < 2; st++) {
+				struct delivery **pp = &dq->head[st], *prev = NULL;
+
+				while ((d = *pp)) {
+					if (!tenant_held(q, d)) {
+						prev = d;
+						pp = &d->next;
+						continue;
+					}
+					*pp = d->next;
+					if (dq->tail[st] == d)
+						dq->tail[st] = prev;
+					dq->n_ready--;
+					q->st.ready--;
+					d->where = W_HELD;
+					d->next = q->held;
+					q->held = d;
+					q->st.held++;
+				}
+			}
+	/* ...and release, oldest first, the work of those that may again. */
+	for (d = q->held; d; d = next) {
+		next = d->next;
+		d->next = rel;
+		rel = d;
+	}
+	q->held = NULL;
+	q->st.held = 0;
+	for (d = rel; d; d = next) {
+		next = d->next;
+		dq_push(q, d->dq, d, false);
+	}
 }
 
 void queue_foreach_ready(struct queue *q, void (*fn)(void *ctx, struct domain_queue *dq),
@@ -329,6 +412,7 @@ static void on_retry_timer(struct loop_timer *t)
 static void delivery_defer(struct queue *q, struct delivery *d, uint64_t delay_ms)
 {
 	q->st.deferred++;
+	d->where = W_DEFERRED;
 	d->timer.cb = on_retry_timer;
 	loop_timer_arm(q->env.loop, &d->timer, delay_ms);
 }
@@ -541,6 +625,23 @@ void delivery_rcpt_result(struct queue *q, struct delivery *d, uint32_t i,
 	}
 	d->result[i] = res;
 	d->msg->dirty = true;
+	d->last_ms = now_wall;
+	snprintf(d->last_reply, sizeof d->last_reply, "%.255s", text);
+	if (o->source_ip)
+		snprintf(d->last_ip, sizeof d->last_ip, "%s", o->source_ip);
+	if (res == R_DEFERRED) {
+		struct domain_queue *dq = d->dq;
+
+		if (!strcmp(dq->last_defer, d->last_reply)) {
+			dq->defer_repeat++;
+		} else {
+			snprintf(dq->last_defer, sizeof dq->last_defer, "%s", d->last_reply);
+			dq->defer_repeat = 1;
+		}
+	} else if (res == R_DELIVERED) {
+		d->dq->defer_repeat = 0;
+		d->dq->last_defer[0] = 0;
+	}
 	if ((res == R_BOUNCED || res == R_EXPIRED) && q->env.cfg->delivery.dsn &&
 	    d->msg->m.mail_from[0]) {
 		if (!d->failure)
@@ -700,6 +801,408 @@ void domain_queue_fail_ready(struct queue *q, struct domain_queue *dq,
 	}
 }
 
+/* --- visibility and control -------------------------------------------- */
+
+static const char *stream_str(int st)
+{
+	return st == SL_STREAM_MARKETING ? "marketing" : "transactional";
+}
+
+static bool sel_match(const struct queue_selector *sel, const struct delivery *d)
+{
+	const struct spool_msg *m = &d->msg->m;
+
+	return (!sel->tenant || !strcmp(sel->tenant, m->tenant)) &&
+	       (!sel->domain || !strcasecmp(sel->domain, d->dq->domain)) &&
+	       (sel->stream < 0 || sel->stream == m->stream);
+}
+
+static bool delivery_paused(const struct queue *q, const struct delivery *d)
+{
+	for (size_t i = 0; i < q->n_pauses; i++)
+		if (sel_match(&q->pauses[i], d))
+			return true;
+	return false;
+}
+
+static bool sel_equal(const struct queue_selector *a, const struct queue_selector *b)
+{
+	return !a->tenant == !b->tenant && (!a->tenant || !strcmp(a->tenant, b->tenant)) &&
+	       !a->domain == !b->domain && (!a->domain || !strcasecmp(a->domain, b->domain)) &&
+	       a->stream == b->stream;
+}
+
+static bool list_unlink(struct delivery **head, struct delivery *d)
+{
+	for (struct delivery **pp = head; *pp; pp = &(*pp)->next)
+		if (*pp == d) {
+			*pp = d->next;
+			d->next = NULL;
+			return true;
+		}
+	return false;
+}
+
+/* Take d out of wherever it waits (not active); false if it is active. */
+static bool delivery_detach(struct queue *q, struct delivery *d)
+{
+	struct domain_queue *dq = d->dq;
+	int st = d->msg->m.stream == SL_STREAM_MARKETING;
+
+	switch (d->where) {
+	case W_ACTIVE:
+		return false;
+	case W_DEFERRED:
+		loop_timer_cancel(q->env.loop, &d->timer);
+		q->st.deferred--;
+		return true;
+	default:
+		break;
+	}
+	if (list_unlink(&dq->head[st], d)) {
+		if (dq->tail[st] == d) {
+			struct delivery *t = dq->head[st];
+
+			while (t && t->next)
+				t = t->next;
+			dq->tail[st] = t;
+		}
+		dq->n_ready--;
+		q->st.ready--;
+	} else if (list_unlink(&q->held, d)) {
+		q->st.held--;
+	} else if (list_unlink(&q->parked, d)) {
+		q->st.paused--;
+	}
+	return true;
+}
+
+int queue_group_parse(const char *s, enum queue_group *out)
+{
+	static const char *const names[] = { "tenant", "stream", "domain", "source_ip", "pool" };
+
+	for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+		if (!strcmp(s, names[i])) {
+			*out = (enum queue_group)i;
+			return 0;
+		}
+	return -EINVAL;
+}
+
+struct qgroup {
+	const char *key;
+	uint64_t deliveries, rcpts, ready, active, deferred, paused, oldest_ms, last_ms;
+	const char *last_reply;
+};
+
+static int qgroup_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct qgroup *)a)->key, ((const struct qgroup *)b)->key);
+}
+
+int queue_list_json(struct queue *q, enum queue_group by, const struct queue_selector *sel,
+		    struct sl_buf *out)
+{
+	struct qgroup *g = NULL;
+	size_t n = 0, cap = 0, hit = 0;
+	uint64_t now = loop_wall_ms();
+	int rc = 0;
+
+	for (struct delivery *d = q->deliveries; d; d = d->all_next) {
+		const char *key;
+		struct qgroup *x;
+
+		if (!sel_match(sel, d))
+			continue;
+		switch (by) {
+		case QUEUE_BY_TENANT: key = d->msg->m.tenant; break;
+		case QUEUE_BY_STREAM: key = stream_str(d->msg->m.stream); break;
+		case QUEUE_BY_SOURCE_IP: key = d->last_ip; break;
+		case QUEUE_BY_POOL: key = d->dq->pool; break;
+		default: key = d->dq->domain; break;
+		}
+		if (hit >= n || strcmp(g[hit].key, key)) {
+			for (hit = 0; hit < n && strcmp(g[hit].key, key); hit++)
+				;
+		}
+		if (hit == n) {
+			if (n == cap) {
+				struct qgroup *t = realloc(g, (cap = cap ? 2 * cap : 16) * sizeof *g);
+
+				if (!t) {
+					free(g);
+					return -ENOMEM;
+				}
+				g = t;
+			}
+			g[n++] = (struct qgroup){ .key = key, .oldest_ms = UINT64_MAX };
+		}
+		x = &g[hit];
+		x->deliveries++;
+		x->rcpts += d->n_rcpts;
+		x->ready += d->where == W_READY;
+		x->active += d->where == W_ACTIVE;
+		x->deferred += d->where == W_DEFERRED;
+		x->paused += d->where == W_PARKED || d->where == W_HELD;
+		if (d->msg->m.received_ms < x->oldest_ms)
+			x->oldest_ms = d->msg->m.received_ms;
+		if (d->last_reply[0] && d->last_ms >= x->last_ms) {
+			x->last_ms = d->last_ms;
+			x->last_reply = d->last_reply;
+		}
+	}
+	if (n)
+		qsort(g, n, sizeof *g, qgroup_cmp);
+	rc = sl_buf_append(out, "[", 1);
+	for (size_t i = 0; i < n && !rc; i++) {
+		struct json_obj o;
+
+		if (i)
+			rc = sl_buf_append(out, ",", 1);
+		json_obj_begin(&o, out);
+		json_obj_str(&o, "key", g[i].key);
+		json_obj_u64(&o, "deliveries", g[i].deliveries);
+		json_obj_u64(&o, "recipients", g[i].rcpts);
+		json_obj_u64(&o, "ready", g[i].ready);
+		json_obj_u64(&o, "active", g[i].active);
+		json_obj_u64(&o, "deferred", g[i].deferred);
+		json_obj_u64(&o, "paused", g[i].paused);
+		json_obj_u64(&o, "oldest_age_s",
+			     now > g[i].oldest_ms ? (now - g[i].oldest_ms) / 1000 : 0);
+		if (g[i].last_reply)
+			json_obj_str(&o, "last_response", g[i].last_reply);
+		else
+			json_obj_raw(&o, "last_response", "null", 4);
+		if (!rc)
+			rc = json_obj_end(&o);
+	}
+	if (!rc)
+		rc = sl_buf_append(out, "]", 1);
+	free(g);
+	return rc;
+}
+
+int queue_message_json(struct queue *q, uint64_t id, const char *tenant, struct sl_buf *out)
+{
+	static const char *const states[] = { "pending", "delivered", "bounced", "expired" };
+	struct qmsg *qm;
+	struct json_obj o;
+	char t[28];
+	int rc;
+
+	for (qm = q->msgs; qm && qm->m.id != id; qm = qm->next)
+		;
+	if (!qm || qm->deleted || (tenant && strcmp(tenant, qm->m.tenant)))
+		return SL_ENOTFOUND;
+	json_obj_begin(&o, out);
+	json_obj_str(&o, "id", qm->id_hex);
+	json_obj_str(&o, "tenant", qm->m.tenant);
+	json_obj_str(&o, "stream", stream_str(qm->m.stream));
+	json_obj_str(&o, "pool", qm->m.pool);
+	json_obj_str(&o, "mail_from", qm->m.mail_from);
+	json_obj_str(&o, "message_id", qm->m.message_id);
+	events_format_time(qm->m.received_ms, t);
+	json_obj_str(&o, "received", t);
+	json_obj_u64(&o, "size", qm->m.body_len);
+	rc = json_obj_end(&o);
+	if (rc)
+		return rc;
+	out->len--; /* reopen the object for the recipients */
+	rc = sl_buf_append(out, ",\"recipients\":[", 15);
+	for (uint32_t i = 0; i < qm->m.n_rcpts && !rc; i++) {
+		const struct spool_rcpt *r = &qm->m.rcpts[i];
+		const struct delivery *dv = NULL;
+		const char *where = "final";
+
+		for (const struct delivery *d = q->deliveries; d && !dv; d = d->all_next)
+			for (uint32_t k = 0; d->msg == qm && k < d->n_rcpts; k++)
+				if (d->rcpt_idx[k] == i) {
+					dv = d;
+					break;
+				}
+		if (dv)
+			where = dv->where == W_READY    ? "ready" :
+				dv->where == W_ACTIVE   ? "active" :
+				dv->where == W_DEFERRED ? "deferred" :
+				dv->where == W_PARKED   ? "paused" :
+				dv->where == W_HELD     ? "held" : "new";
+		if (i)
+			rc = sl_buf_append(out, ",", 1);
+		json_obj_begin(&o, out);
+		json_obj_str(&o, "rcpt", r->addr);
+		json_obj_str(&o, "state", r->state < 4 ? states[r->state] : "?");
+		json_obj_str(&o, "queue", r->state == SPOOL_RCPT_PENDING ? where : "final");
+		json_obj_u64(&o, "attempts", r->attempts);
+		if (r->state == SPOOL_RCPT_PENDING && r->next_attempt_ms) {
+			events_format_time(r->next_attempt_ms, t);
+			json_obj_str(&o, "next_attempt", t);
+		}
+		if (dv && dv->last_reply[0])
+			json_obj_str(&o, "last_response", dv->last_reply);
+		if (dv && dv->last_ip[0])
+			json_obj_str(&o, "source_ip", dv->last_ip);
+		if (!rc)
+			rc = json_obj_end(&o);
+	}
+	if (!rc)
+		rc = sl_buf_append(out, "]}", 2);
+	return rc;
+}
+
+static void release_parked(struct queue *q)
+{
+	struct delivery *rel = NULL, *d, *next;
+
+	for (d = q->parked; d; d = next) { /* oldest first */
+		next = d->next;
+		d->next = rel;
+		rel = d;
+	}
+	q->parked = NULL;
+	q->st.paused = 0;
+	for (d = rel; d; d = next) {
+		next = d->next;
+		dq_push(q, d->dq, d, false); /* parks again what is still paused */
+	}
+}
+
+int queue_pause(struct queue *q, const struct queue_selector *sel)
+{
+	struct queue_selector *t, p = { .stream = sel->stream };
+	int n = 0;
+
+	for (size_t i = 0; i < q->n_pauses; i++)
+		if (sel_equal(&q->pauses[i], sel))
+			goto park;
+	t = realloc(q->pauses, (q->n_pauses + 1) * sizeof *t);
+	if (!t)
+		return -ENOMEM;
+	q->pauses = t;
+	if ((sel->tenant && !(p.tenant = strdup(sel->tenant))) ||
+	    (sel->domain && !(p.domain = strdup(sel->domain)))) {
+		free((char *)p.tenant);
+		return -ENOMEM;
+	}
+	q->pauses[q->n_pauses++] = p;
+park:
+	/* Ready work that is now paused moves to the parked list. */
+	for (struct delivery *d = q->deliveries; d; d = d->all_next)
+		if (d->where == W_READY && sel_match(sel, d)) {
+			delivery_detach(q, d);
+			d->where = W_PARKED;
+			d->next = q->parked;
+			q->parked = d;
+			q->st.paused++;
+			n += (int)d->n_rcpts;
+		}
+	return n;
+}
+
+int queue_resume(struct queue *q, const struct queue_selector *sel)
+{
+	uint64_t before = q->st.paused;
+	size_t k = 0;
+
+	for (size_t i = 0; i < q->n_pauses; i++) {
+		if (sel_equal(&q->pauses[i], sel)) {
+			free((char *)q->pauses[i].tenant);
+			free((char *)q->pauses[i].domain);
+			continue;
+		}
+		q->pauses[k++] = q->pauses[i];
+	}
+	q->n_pauses = k;
+	release_parked(q);
+	return (int)(before - q->st.paused);
+}
+
+int queue_retry_now(struct queue *q, const struct queue_selector *sel)
+{
+	int n = 0;
+
+	for (struct delivery *d = q->deliveries; d; d = d->all_next) {
+		if (d->where != W_DEFERRED || !sel_match(sel, d))
+			continue;
+		delivery_detach(q, d);
+		for (uint32_t i = 0; i < d->n_rcpts; i++)
+			d->msg->m.rcpts[d->rcpt_idx[i]].next_attempt_ms = 0;
+		n += (int)d->n_rcpts;
+		dq_push(q, d->dq, d, false);
+	}
+	return n;
+}
+
+int queue_purge(struct queue *q, const struct queue_selector *sel)
+{
+	struct delivery *d, *next;
+	int n = 0;
+
+	for (d = q->deliveries; d; d = next) {
+		struct qmsg *qm = d->msg;
+
+		next = d->all_next;
+		if (!sel_match(sel, d) || !delivery_detach(q, d))
+			continue;
+		for (uint32_t i = 0; i < d->n_rcpts; i++) {
+			qm->m.rcpts[d->rcpt_idx[i]].state = SPOOL_RCPT_EXPIRED;
+			emit_event(q, d, d->rcpt_idx[i], EVENT_PURGED, NULL, "purged from the queue", 0);
+			(*q->c_purged)++;
+			n++;
+		}
+		qm->dirty = true;
+		delivery_free(d);
+		qmsg_sync(qm);
+	}
+	return n;
+}
+
+int queue_check_stuck(struct queue *q)
+{
+	uint64_t now = loop_wall_ms();
+	int stuck = 0;
+
+	for (size_t i = 0; i < q->n_buckets; i++)
+		for (struct domain_queue *dq = q->buckets[i]; dq; dq = dq->hnext)
+			dq->oldest_ms = UINT64_MAX;
+	for (struct delivery *d = q->deliveries; d; d = d->all_next)
+		if (d->msg->m.received_ms < d->dq->oldest_ms)
+			d->dq->oldest_ms = d->msg->m.received_ms;
+	for (size_t i = 0; i < q->n_buckets; i++)
+		for (struct domain_queue *dq = q->buckets[i]; dq; dq = dq->hnext) {
+			bool old = dq->oldest_ms != UINT64_MAX && now > dq->oldest_ms &&
+				   now - dq->oldest_ms >= q->env.stuck_age_ms;
+			bool is = old || dq->defer_repeat >= q->env.stuck_deferrals;
+
+			if (is && !dq->stuck && q->env.events) {
+				struct event_outcome ev = {
+					.kind = EVENT_QUEUE_STUCK,
+					.time_ms = now,
+					.domain = dq->domain,
+					.response = dq->last_defer[0] ? dq->last_defer : NULL,
+					.queued_ms = dq->oldest_ms != UINT64_MAX && now > dq->oldest_ms ?
+							     now - dq->oldest_ms : 0,
+				};
+
+				events_write(q->env.events, &ev);
+			}
+			if (is && !dq->stuck)
+				(*q->c_stuck)++;
+			dq->stuck = is;
+			stuck += is;
+		}
+	q->st.stuck = (uint64_t)stuck;
+	*q->g_stuck = stuck;
+	return stuck;
+}
+
+static void on_stuck_timer(struct loop_timer *t)
+{
+	struct queue *q = (struct queue *)((char *)t - offsetof(struct queue, stuck_timer));
+
+	queue_check_stuck(q);
+	loop_timer_arm(q->env.loop, t, STUCK_CHECK_MS);
+}
+
 /* --- lifecycle ---------------------------------------------------------- */
 
 int queue_create(const struct queue_env *env, struct queue **out)
@@ -728,6 +1231,24 @@ int queue_create(const struct queue_env *env, struct queue **out)
 			return -ENOMEM;
 		}
 	}
+	q->c_stuck = metrics_counter(env->metrics, "sluice_queue_stuck_total",
+				     "Destination queues that became stuck", "");
+	q->c_purged = metrics_counter(env->metrics, "sluice_queue_purged_total",
+				      "Recipients removed by a queue purge", "");
+	q->g_stuck = metrics_gauge(env->metrics, "sluice_queues_stuck",
+				   "Destination queues currently stuck", "");
+	if (!q->c_stuck || !q->c_purged || !q->g_stuck) {
+		free(q->buckets);
+		free(q);
+		return -ENOMEM;
+	}
+	if (!q->env.stuck_age_ms)
+		q->env.stuck_age_ms = 3600 * 1000;
+	if (!q->env.stuck_deferrals)
+		q->env.stuck_deferrals = 5;
+	q->stuck_timer.cb = on_stuck_timer;
+	if (q->env.loop)
+		loop_timer_arm(q->env.loop, &q->stuck_timer, STUCK_CHECK_MS);
 	*out = q;
 	return 0;
 }
@@ -736,6 +1257,13 @@ void queue_destroy(struct queue *q)
 {
 	if (!q)
 		return;
+	if (q->env.loop)
+		loop_timer_cancel(q->env.loop, &q->stuck_timer);
+	for (size_t i = 0; i < q->n_pauses; i++) {
+		free((char *)q->pauses[i].tenant);
+		free((char *)q->pauses[i].domain);
+	}
+	free(q->pauses);
 	while (q->deliveries) {
 		struct delivery *d = q->deliveries;
 

@@ -51,6 +51,10 @@ struct delivery {
 	struct delivery *all_prev, *all_next; /* internal: every live delivery */
 	struct loop_timer timer; /* internal: retry timer while deferred */
 	struct queue *q;         /* internal */
+	uint8_t where;           /* internal: ready, active, deferred, parked */
+	uint64_t last_ms;        /* internal: wall clock of the last reply */
+	char last_reply[256];    /* internal: the last reply text ("" none) */
+	char last_ip[48];        /* internal: source IP of the last attempt */
 };
 
 /* What the egress side does with a domain queue that has ready work. */
@@ -59,9 +63,18 @@ struct queue_hooks {
 	/* queue_destroy hands back each domain queue's egress state to free. */
 	void (*forget)(void *ctx, void *egress_state);
 	void *ctx;
+	/* May tenant's mail be delivered now (tenant.h lifecycle)? NULL: yes.
+	 * Ready work of a tenant that may not is held (kept, not offered to
+	 * egress) until queue_tenants_changed() finds it may again. */
+	bool (*may_deliver)(void *tenant_ctx, const char *tenant);
+	void *tenant_ctx;
 };
 
 struct queue_env {
+	/* Stuck-queue alarm: oldest message older than stuck_age_ms (0: 1 h),
+	 * or stuck_deferrals (0: 5) identical deferrals in a row. */
+	uint64_t stuck_age_ms;
+	unsigned stuck_deferrals;
 	struct loop *loop;
 	struct spool *spool;
 	struct events *events; /* may be NULL */
@@ -91,6 +104,9 @@ void **domain_queue_egress_slot(struct domain_queue *dq);
 /* Pop the next ready delivery, or NULL: transactional before marketing,
  * each in arrival order. */
 struct delivery *domain_queue_take(struct domain_queue *dq);
+/* may_deliver's answers changed: hold the ready work of tenants that may
+ * no longer deliver, release the held work of those that may again. */
+void queue_tenants_changed(struct queue *q);
 /* Every domain queue with ready work (for periodic kicks). */
 void queue_foreach_ready(struct queue *q, void (*fn)(void *ctx, struct domain_queue *dq),
 			 void *ctx);
@@ -132,7 +148,64 @@ void domain_queue_fail_ready(struct queue *q, struct domain_queue *dq,
 
 struct queue_stats {
 	uint64_t messages, ready, active, deferred;
+	uint64_t held; /* ready, but the tenant may not deliver (on_hold ...) */
+	uint64_t paused; /* deliveries parked by a queue pause */
+	uint64_t stuck;  /* destination queues currently flagged stuck */
 };
 void queue_stats(const struct queue *q, struct queue_stats *st);
+
+/* --- visibility and control (admin API, through the loop's mailbox) ------
+ *
+ * A selector picks deliveries: every non-NULL / non-negative field must
+ * match (tenant exactly, domain case-insensitively, stream). An empty
+ * selector matches everything.
+ *
+ * Pauses are kept as selectors: a delivery matching any pause is parked
+ * instead of being made ready (deliveries already with egress finish
+ * their attempt); resuming removes the pauses equal to the selector and
+ * makes ready what no other pause holds. Pauses live in memory only: a
+ * restart resumes everything.
+ *
+ * Purge removes matching recipients that are not in an attempt right now
+ * (ready, held, deferred or parked): one "purged" event each, recorded as
+ * final (expired) in the spool, and the message deleted from the spool
+ * once no recipient is left pending. Retry-now makes matching deferred
+ * deliveries ready at once. Each returns how many recipients it touched.
+ */
+struct queue_selector {
+	const char *tenant;
+	const char *domain;
+	int stream; /* enum sl_stream or -1 */
+};
+
+enum queue_group {
+	QUEUE_BY_TENANT,
+	QUEUE_BY_STREAM,
+	QUEUE_BY_DOMAIN,
+	QUEUE_BY_SOURCE_IP, /* of each delivery's last attempt; "" before any */
+	QUEUE_BY_POOL,
+};
+/* "tenant", "stream", "domain", "source_ip", "pool" -> enum; -EINVAL. */
+int queue_group_parse(const char *s, enum queue_group *out);
+
+/* Append a JSON array of groups of the deliveries matching sel, sorted by
+ * key: [{"key": K, "deliveries": N, "recipients": N, "ready": N,
+ * "active": N, "deferred": N, "paused": N, "oldest_age_s": N,
+ * "last_response": "..."|null}]. */
+int queue_list_json(struct queue *q, enum queue_group by, const struct queue_selector *sel,
+		    struct sl_buf *out);
+/* Append message id as a JSON object (envelope, recipients with state,
+ * attempts, next attempt, last reply); SL_ENOTFOUND when there is none or
+ * tenant is non-NULL and the message belongs to another tenant. */
+int queue_message_json(struct queue *q, uint64_t id, const char *tenant, struct sl_buf *out);
+
+int queue_pause(struct queue *q, const struct queue_selector *sel);
+int queue_resume(struct queue *q, const struct queue_selector *sel);
+int queue_retry_now(struct queue *q, const struct queue_selector *sel);
+int queue_purge(struct queue *q, const struct queue_selector *sel);
+/* Check every destination queue for the stuck alarm now (also runs every
+ * 30 s by itself): one "queue_stuck" event per newly stuck queue; returns
+ * how many are stuck. */
+int queue_check_stuck(struct queue *q);
 
 #endif

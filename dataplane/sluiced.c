@@ -15,19 +15,25 @@
  * delivered stays in the spool for the next start. SIGHUP reopens the
  * event log (rotation).
  */
+#include "api.h"
+#include "api_dataplane.h"
 #include "config.h"
+#include "control_seed.h"
 #include "egress.h"
 #include "err.h"
 #include "events.h"
 #include "ingress.h"
 #include "log.h"
 #include "loop.h"
+#include "mailbox.h"
 #include "metrics.h"
 #include "queue.h"
 #include "resolver.h"
 #include "spool.h"
 #include "spool_waiter.h"
 #include "supervisor.h"
+#include "store.h"
+#include "tenant_view.h"
 #include "transport_uring.h"
 #include "warmup.h"
 #include "warmup_db.h"
@@ -36,6 +42,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -77,6 +84,13 @@ struct daemon {
 	struct warmup_gate *gate;
 	struct warmup_db *wdb;
 	uint64_t warm_flushed_ms, warm_polled_ms, warm_applied;
+	/* The control plane (control: section). */
+	struct mailbox *mailbox;
+	struct store *store;
+	struct api *api;
+	struct api_dataplane dp;
+	struct tenant_view *tview;   /* loop thread only */
+	pthread_mutex_t tview_mu;    /* API threads: one view load + post at a time */
 };
 
 /* --- spool completions and DNS readiness -------------------------------- */
@@ -319,6 +333,104 @@ static int warm_start(struct daemon *d)
 	return 0;
 }
 
+/* --- the tenant view --------------------------------------------------- */
+
+static bool view_may_deliver(void *ctx, const char *tenant)
+{
+	struct daemon *d = ctx;
+
+	return tenant_view_may_deliver(d->tview, tenant);
+}
+
+struct view_msg {
+	struct mailbox_msg msg;
+	struct daemon *d;
+	struct tenant_view *v;
+};
+
+/* Loop thread: adopt the new view; held mail of resumed tenants goes. */
+static void view_swap(struct mailbox_msg *m)
+{
+	struct view_msg *vm = (struct view_msg *)m;
+	struct daemon *d = vm->d;
+
+	tenant_view_free(d->tview);
+	d->tview = vm->v;
+	free(vm);
+	if (d->queue)
+		queue_tenants_changed(d->queue);
+}
+
+/* API threads (and the grace timer): a tenant changed in the store; load
+ * a fresh view and post it to the loop. Loads and posts are serialised so
+ * the loop adopts views in the order they were read. */
+static void tenant_changed(void *arg, const char *tenant)
+{
+	struct daemon *d = ((struct api_dataplane *)arg)->daemon;
+	struct view_msg *vm = calloc(1, sizeof *vm);
+	int rc;
+
+	if (!vm)
+		goto fail;
+	vm->msg.run = view_swap;
+	vm->d = d;
+	pthread_mutex_lock(&d->tview_mu);
+	rc = tenant_view_load(d->store, &vm->v);
+	if (rc == 0 && (rc = mailbox_post(d->mailbox, &vm->msg)) < 0)
+		tenant_view_free(vm->v);
+	pthread_mutex_unlock(&d->tview_mu);
+	if (rc == 0)
+		return;
+	free(vm);
+fail:
+	sl_warn("tenant %s changed but the data path could not be told", tenant);
+}
+
+static int control_start(struct daemon *d)
+{
+	const struct sl_control_cfg *ctl = &d->cfg->control;
+	char msg[512];
+	int rc;
+
+	rc = store_open(ctl->store, 0, d->cfg->spool.sync, &d->store);
+	if (rc < 0) {
+		sl_err("control store %s: %s", ctl->store, sl_strerror(rc));
+		return rc;
+	}
+	rc = control_seed(d->store, d->cfg, ctl->store, msg, sizeof msg);
+	if (rc < 0) {
+		sl_err("control store %s: %s", ctl->store, msg[0] ? msg : sl_strerror(rc));
+		return rc;
+	}
+	if (msg[0])
+		sl_info("%s", msg);
+	if ((rc = tenant_view_load(d->store, &d->tview)) < 0) {
+		sl_err("control store %s: %s", ctl->store, sl_strerror(rc));
+		return rc;
+	}
+	return 0;
+}
+
+static int api_begin(struct daemon *d)
+{
+	const struct sl_control_cfg *ctl = &d->cfg->control;
+	struct api_config ac = { 0 };
+	int rc;
+
+	d->dp = (struct api_dataplane){ .accept = ingress_accept(d->ingress), .queue = d->queue,
+					.cfg = d->cfg, .daemon = d };
+	ac = (struct api_config){ .address = ctl->api_address, .tls_cert = ctl->api_tls_cert,
+				  .tls_key = ctl->api_tls_key, .mailbox = d->mailbox,
+				  .daemon = &d->dp, .tenant_changed = tenant_changed };
+	rc = api_start(&ac, d->store, &d->api);
+	if (rc < 0) {
+		sl_err("admin API %s: %s", ctl->api_address, sl_strerror(rc));
+		return rc;
+	}
+	sl_info("admin API on %s%s", ctl->api_address, ctl->api_tls_cert ? " (TLS)" : "");
+	return 0;
+}
+
 /* --- the loop ----------------------------------------------------------- */
 
 static void idle_hook(void *arg)
@@ -373,6 +485,12 @@ static int daemon_start(struct daemon *d)
 		sl_err("io_uring: %s", sl_strerror(rc));
 		return rc;
 	}
+	if ((rc = mailbox_create(d->loop, &d->mailbox)) < 0) {
+		sl_err("mailbox: %s", sl_strerror(rc));
+		return rc;
+	}
+	if (cfg->control.enabled && (rc = control_start(d)) < 0)
+		return rc;
 	if ((rc = transport_uring_create(d->loop, &d->tu)) < 0)
 		return rc;
 	rc = resolver_create(cfg->dns.servers, cfg->dns.server_lens, cfg->dns.n_servers,
@@ -391,6 +509,10 @@ static int daemon_start(struct daemon *d)
 				   .metrics = d->metrics, .cfg = cfg,
 				   .hooks = { .kick = egress_kick, .forget = egress_forget,
 					      .ctx = d->egress } };
+	if (d->store) {
+		qenv.hooks.may_deliver = view_may_deliver;
+		qenv.hooks.tenant_ctx = d;
+	}
 	if ((rc = queue_create(&qenv, &d->queue)) < 0)
 		return rc;
 	egress_set_queue(d->egress, d->queue);
@@ -408,7 +530,8 @@ static int daemon_start(struct daemon *d)
 	sl_info("recovered %d message(s) from the spool %s", rc, cfg->spool.path);
 	ienv = (struct ingress_env){ .loop = d->loop, .tu = d->tu, .spool = d->spool,
 				     .queue = d->queue, .metrics = d->metrics,
-				     .events = d->events, .cfg = cfg };
+				     .events = d->events, .cfg = cfg, .store = d->store,
+				     .tenants = d->store ? &d->tview : NULL };
 	rc = ingress_create(&ienv, &d->ingress, err, sizeof err);
 	if (rc < 0) {
 		sl_err("%s", err[0] ? err : sl_strerror(rc));
@@ -420,12 +543,25 @@ static int daemon_start(struct daemon *d)
 		sl_err("metrics listener: %s", sl_strerror(rc));
 		return rc;
 	}
+	if (d->store && (rc = api_begin(d)) < 0)
+		return rc;
 	loop_set_idle_hook(d->loop, idle_hook, d);
 	return 0;
 }
 
 static void daemon_stop(struct daemon *d)
 {
+	if (d->api) {
+		/* Handlers may wait on the loop (mailbox): keep it running while
+		 * they finish, then refuse further calls and stop the server. */
+		api_quiesce(d->api);
+		for (int i = 0; i < 500 && api_active(d->api); i++)
+			loop_run_once(d->loop, 10);
+	}
+	if (d->mailbox)
+		mailbox_close(d->mailbox);
+	api_stop(d->api);
+	d->api = NULL;
 	if (d->ingress) {
 		ingress_shutdown(d->ingress);
 		/* Answer every message whose commit is under way. */
@@ -456,7 +592,11 @@ static void daemon_stop(struct daemon *d)
 	if (d->resolver)
 		resolver_destroy(d->resolver);
 	transport_uring_destroy(d->tu);
+	mailbox_destroy(d->mailbox);
 	loop_destroy(d->loop);
+	tenant_view_free(d->tview);
+	if (d->store)
+		store_close(d->store);
 	if (d->events)
 		events_close(d->events);
 	metrics_destroy(d->metrics);
@@ -473,7 +613,7 @@ static void usage(FILE *f)
 int main(int argc, char **argv)
 {
 	const char *path = "/etc/sluice/sluice.yaml";
-	struct daemon d = { 0 };
+	struct daemon d = { .tview_mu = PTHREAD_MUTEX_INITIALIZER };
 	bool check = false;
 	char err[1024];
 	int opt, rc;

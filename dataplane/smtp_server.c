@@ -58,6 +58,7 @@ struct smtp_server {
 	unsigned errors;
 	char helo[256];
 	char *tenant;
+	char mail_refusal[256]; /* "550 5.7.1 ...\r\n" or "" */
 
 	/* transaction */
 	bool in_mail;
@@ -653,6 +654,10 @@ static void cmd_mail(struct smtp_server *s, const char *a, const char *end)
 			REPLY_ERR(s, "530 5.7.0 Authentication required");
 		return;
 	}
+	if (s->mail_refusal[0]) {
+		reply_error(s, s->mail_refusal, strlen(s->mail_refusal));
+		return;
+	}
 	if (!has_prefix(a, end, "from:") ||
 	    !(rest = path_extract(skip_sp(a + 5, end), end, &in, &in_len))) {
 		REPLY_ERR(s, "501 5.5.4 Syntax: MAIL FROM:<address>");
@@ -1211,6 +1216,29 @@ int smtp_server_auth_result(struct smtp_server *s, bool ok, const char *tenant_n
 		REPLY_ERR(s, "535 5.7.8 Authentication credentials invalid");
 	}
 	return s->err;
+}
+
+int smtp_server_set_mail_refusal(struct smtp_server *s, int code, const char *enhanced,
+				 const char *text)
+{
+	int n;
+
+	if (code == 0) {
+		s->mail_refusal[0] = 0;
+		return 0;
+	}
+	if (code < 400 || code > 599 || !text)
+		return -EINVAL;
+	n = snprintf(s->mail_refusal, sizeof s->mail_refusal, "%d %s%s%s\r\n", code,
+		     enhanced ? enhanced : "", enhanced ? " " : "", text);
+	if (n < 0 || (size_t)n >= sizeof s->mail_refusal) {
+		s->mail_refusal[0] = 0;
+		return -EINVAL;
+	}
+	for (char *p = s->mail_refusal; p < s->mail_refusal + n - 2; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = ' ';
+	return 0;
 }
 
 int smtp_server_message_result(struct smtp_server *s, int code, const char *enhanced,

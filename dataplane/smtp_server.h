@@ -176,6 +176,13 @@ int smtp_server_tls_started(struct smtp_server *s);
  * the session's tenant, or "535 5.7.8" (counts as an error). -EINVAL if no
  * AUTH event is waiting (also once a timeout closed the session). */
 int smtp_server_auth_result(struct smtp_server *s, bool ok, const char *tenant_name);
+/* Answer every MAIL FROM with "code enhanced text" (e.g. 550 5.7.1 for a
+ * tenant awaiting review) instead of starting a transaction, until called
+ * again with code 0. The caller sets it whenever the session's tenant or
+ * its state may have changed (after AUTH, before feeding input). -EINVAL
+ * for a code outside 400..599 or a line over 250 bytes. */
+int smtp_server_set_mail_refusal(struct smtp_server *s, int code, const char *enhanced,
+				 const char *text);
 /* Answer SMTP_SERVER_EV_MESSAGE with "code enhanced text", e.g.
  * (250, "2.0.0", "Ok: queued as X") only after the message is durable.
  * enhanced may be NULL; control characters in text become spaces. code 421

@@ -25,6 +25,7 @@ MX = {"gmail.test": "203.0.113.25", "yahoo.test": "203.0.113.26",
       "acme.test": "203.0.113.29"}
 SUBMIT_PORT = 2525
 METRICS_PORT = 9025
+API_PORT = 8025
 
 # Sanitizer builds: a leak report at exit must not fail a test about mail.
 os.environ.setdefault("ASAN_OPTIONS", "detect_leaks=0:abort_on_error=0")
@@ -155,7 +156,7 @@ class Sluiced:
 
     def __init__(self, workdir, tenants=None, routes=None, tls=None, relay=("127.0.0.0/8",),
                  extra="", delivery=None, limits=None, dns=True, pools=None,
-                 relay_tenant_pools=None):
+                 relay_tenant_pools=None, api=False):
         self.dir = Path(workdir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.spool = self.dir / "spool"
@@ -163,6 +164,12 @@ class Sluiced:
         self.conf = self.dir / "sluice.yaml"
         self.port = SUBMIT_PORT
         self.proc = None
+        # api=True: a control store and the admin API (api_url, admin_token);
+        # api=(cert, key): the API over HTTPS.
+        self.api_enabled = api
+        self.api_tls = api if isinstance(api, tuple) else None
+        self.control = self.dir / "control"
+        self.api_url = f"http{'s' if self.api_tls else ''}://127.0.0.1:{API_PORT}"
         lines = ["hostname: sluice.test", "listeners:", "  - name: submission",
                  f"    address: 127.0.0.1:{SUBMIT_PORT}"]
         if tls:
@@ -200,13 +207,51 @@ class Sluiced:
                   "metrics:", f"  address: 127.0.0.1:{METRICS_PORT}"]
         if dns:
             lines += ["dns:", f"  servers: [{DNS_ADDR}]"]
+        if api:
+            lines += ["control:", f"  store: {yaml_str(self.control)}", "  api:",
+                      f"    address: 127.0.0.1:{API_PORT}"]
+            if self.api_tls:
+                lines += [f"    tls_cert: {yaml_str(self.api_tls[0])}",
+                          f"    tls_key: {yaml_str(self.api_tls[1])}"]
         self.conf.write_text("\n".join(lines) + "\n" + extra)
 
     def start(self):
         self.err = open(self.dir / "sluiced.err", "a")
         self.proc = subprocess.Popen([str(SLUICED), "-c", str(self.conf)], stderr=self.err)
         wait_port("127.0.0.1", self.port, proc=self.proc)
+        if self.api_enabled:
+            wait_port("127.0.0.1", API_PORT, proc=self.proc)
         return self
+
+    @property
+    def admin_token(self):
+        return (self.control / "admin.token").read_text().strip()
+
+    def api(self, method, path, body=None, token=None, raw=None, headers=None):
+        """One admin API request: (status, parsed JSON or None)."""
+        import http.client
+        import ssl
+        if self.api_tls:
+            ctx = ssl.create_default_context()
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+            conn = http.client.HTTPSConnection("127.0.0.1", API_PORT, timeout=30, context=ctx)
+        else:
+            conn = http.client.HTTPConnection("127.0.0.1", API_PORT, timeout=30)
+        h = {"Authorization": f"Bearer {token or self.admin_token}"}
+        h.update(headers or {})
+        data = raw if raw is not None else (json.dumps(body).encode() if body is not None
+                                            else None)
+        if data is not None:
+            h.setdefault("Content-Type", "application/json")
+        try:
+            conn.request(method, path, body=data, headers=h)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # answered (413) before the whole body was sent
+        r = conn.getresponse()
+        text = r.read()
+        conn.close()
+        return r.status, (json.loads(text) if text else None)
 
     def stop(self, sig=signal.SIGTERM):
         if self.proc and self.proc.poll() is None:

@@ -452,8 +452,11 @@ static const struct bad_case bad_cases[] = {
 	/* unknown and duplicate keys */
 	{ POOL "listner: 1\n", "t.yaml:5:1: unknown key 'listner' (did you mean 'listeners'?)" },
 	{ POOL "listeners:\n  - name: l\n    adress: 127.0.0.1:25\n", "t.yaml:7:5: unknown key 'adress' in listeners[0] (did you mean 'address'?)" },
-	{ POOL "frobnicate: 1\n", "t.yaml:5:1: unknown key 'frobnicate' (expected one of: hostname, listeners, tenants, pools, routes, limits, delivery, spool, dns, events, metrics, dkim, shaping, warmup)" },
+	{ POOL "frobnicate: 1\n", "t.yaml:5:1: unknown key 'frobnicate' (expected one of: hostname, listeners, tenants, pools, routes, limits, delivery, spool, dns, events, metrics, dkim, shaping, warmup, control)" },
 	{ POOL "warmup: {schedules: w.yaml, test_clock_scale: 3600}\n", "t.yaml:5:47: warmup.test_clock_scale: test_clock_scale is for tests only (set SLUICE_TEST_CLOCK=1 in the environment to allow it)" },
+	{ POOL "control: {api: {tls_cert: /c.pem}}\n", "t.yaml:5:16: control.api: tls_cert and tls_key go together (both or neither)" },
+	{ POOL "control: {api: {address: 'nowhere'}}\n", "t.yaml:5:26: control.api.address: 'nowhere': not an IP address (expected IPv4:port or [IPv6]:port, e.g. 127.0.0.1:2525)" },
+	{ POOL "control: {stor: /x}\n", "t.yaml:5:11: unknown key 'stor' in control (did you mean 'store'?)" },
 	{ POOL "shaping: {rulez: x}\n", "t.yaml:5:11: unknown key 'rulez' in shaping (did you mean 'rules'?)" },
 	{ POOL "dkim:\n  - {domain: a.test, selector: s1}\n", "t.yaml:6:5: dkim[0]: missing required key 'key'" },
 	{ POOL "dkim:\n  - {domain: a.test, selector: s1, key: /k, algorithm: rsa}\n", "t.yaml:6:56: dkim[0].algorithm: 'rsa' is not a DKIM algorithm (expected rsa-sha256 or ed25519-sha256)" },

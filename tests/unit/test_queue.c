@@ -27,7 +27,15 @@ struct fixture {
 	struct queue *q;
 	struct domain_queue *kicked[8];
 	int n_kicked;
+	bool hold_t; /* tenant "t" may not deliver (on_hold) */
 };
+
+static bool may_deliver(void *ctx, const char *tenant)
+{
+	struct fixture *f = ctx;
+
+	return !(f->hold_t && !strcmp(tenant, "t"));
+}
 
 static void kick(void *ctx, struct domain_queue *dq)
 {
@@ -84,7 +92,9 @@ static int setup(void **state)
 	assert_int_equal(spool_open(f->dir, 1 << 24, false, 64, &f->spool), 0);
 	assert_int_equal(metrics_create(&f->metrics), 0);
 	env = (struct queue_env){ .loop = f->loop, .spool = f->spool, .metrics = f->metrics,
-				  .cfg = f->cfg, .hooks = { .kick = kick, .ctx = f } };
+				  .cfg = f->cfg, .hooks = { .kick = kick, .ctx = f,
+							    .may_deliver = may_deliver,
+							    .tenant_ctx = f } };
 	assert_int_equal(queue_create(&env, &f->q), 0);
 	*state = f;
 	return 0;
@@ -314,6 +324,50 @@ static void test_transactional_first(void **state)
 	reap(f);
 }
 
+/* A tenant that may not deliver: its ready work is held, not offered,
+ * and released in order once it may again. */
+static void test_held_tenant(void **state)
+{
+	struct fixture *f = *state;
+	const char *r1[] = { "a@gmail.test" }, *r2[] = { "b@gmail.test" };
+	struct domain_queue *g;
+	struct delivery *d;
+	struct queue_stats st;
+	uint64_t id1, id2;
+
+	id1 = add_message(f, "s@acme.test", r1, 1);
+	g = kicked_for(f, "gmail.test");
+	assert_non_null(g);
+	assert_int_equal(domain_queue_ready(g), 1);
+	f->hold_t = true;
+	queue_tenants_changed(f->q); /* ready work is pulled back */
+	assert_int_equal(domain_queue_ready(g), 0);
+	assert_null(domain_queue_take(g));
+	id2 = add_message(f, "s@acme.test", r2, 1); /* new work is held at once */
+	queue_stats(f->q, &st);
+	assert_int_equal(st.held, 2);
+	assert_int_equal(st.ready, 0);
+	assert_int_equal(domain_queue_ready(g), 0);
+	queue_tenants_changed(f->q); /* still held: nothing moves */
+	queue_stats(f->q, &st);
+	assert_int_equal(st.held, 2);
+	f->hold_t = false;
+	queue_tenants_changed(f->q);
+	queue_stats(f->q, &st);
+	assert_int_equal(st.held, 0);
+	assert_int_equal(st.ready, 2);
+	assert_int_equal(domain_queue_ready(g), 2);
+	d = domain_queue_take(g);
+	assert_int_equal(delivery_msg(d)->id, id1); /* oldest first */
+	delivery_all_result(f->q, d, &(struct rcpt_outcome){ .reply = &OK });
+	queue_delivery_done(f->q, d, 1);
+	d = domain_queue_take(g);
+	assert_int_equal(delivery_msg(d)->id, id2);
+	delivery_all_result(f->q, d, &(struct rcpt_outcome){ .reply = &OK });
+	queue_delivery_done(f->q, d, 1);
+	reap(f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -324,6 +378,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_null_sender_gets_no_dsn, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_recover_rebuilds_the_queue, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_transactional_first, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_held_tenant, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -838,6 +838,29 @@ static void test_message_result_sanitised(void **state)
 	smtp_server_destroy(s);
 }
 
+/* A tenant refusal answers MAIL FROM until cleared; the session goes on. */
+static void test_mail_refusal(void **state)
+{
+	struct smtp_server *s = mk(NULL, true);
+	struct smtp_server_event ev;
+	struct sl_buf out = { 0 };
+
+	(void)state;
+	assert_int_equal(smtp_server_set_mail_refusal(s, 250, NULL, "x"), -EINVAL);
+	assert_int_equal(smtp_server_set_mail_refusal(s, 550, "5.7.1",
+						      "Account awaiting\r\noperator review"), 0);
+	feed(s, "HELO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<c@d.example>\r\n");
+	assert_int_equal(step(s, &ev, &out), SMTP_SERVER_EV_NONE);
+	assert_int_equal(count(&out, "550 5.7.1 Account awaiting  operator review\r\n"), 1);
+	assert_int_equal(count(&out, "503 5.5.1 Error: need MAIL command\r\n"), 1);
+	assert_int_equal(smtp_server_set_mail_refusal(s, 0, NULL, NULL), 0);
+	feed(s, "MAIL FROM:<a@b.example>\r\n");
+	assert_int_equal(step(s, &ev, &out), SMTP_SERVER_EV_NONE);
+	assert_int_equal(count(&out, "250 2.1.0 Ok\r\n"), 1);
+	sl_buf_free(&out);
+	smtp_server_destroy(s);
+}
+
 /* ---- main ---- */
 
 static char *transcript_dir(void)
@@ -866,6 +889,7 @@ int main(void)
 		cmocka_unit_test(test_smuggling_matrix),
 		cmocka_unit_test(test_auth_long_line),
 		cmocka_unit_test(test_message_result_sanitised),
+		cmocka_unit_test(test_mail_refusal),
 	};
 	const char *dump = getenv("SLUICE_TRANSCRIPT_DUMP");
 	char *dir, *pattern;

@@ -1,0 +1,30 @@
+/*
+ * api_dataplane.h — what the admin API's data-plane routes (HTTP injection,
+ * queues: api_messages.c, api_queues.c) need from the daemon.
+ *
+ * sluiced fills one struct api_dataplane and passes it as
+ * api_config.daemon; those handlers read it through api_daemon(req) (NULL:
+ * no data plane, they answer 503). Every pointer except cfg and limits is
+ * data-plane state owned by the event loop's thread: handlers only pass
+ * them to closures run through api_mailbox(req) (dataplane/mailbox.h),
+ * never touch them on the API thread. `daemon` is for the daemon's own
+ * callbacks (api_config.tenant_changed gets this struct as its argument).
+ */
+#ifndef SL_API_DATAPLANE_H
+#define SL_API_DATAPLANE_H
+
+#include "config.h"
+#include "inject.h"
+
+struct accept;
+struct queue;
+
+struct api_dataplane {
+	struct accept *accept;        /* ingress_accept(): the shared acceptance path */
+	struct queue *queue;
+	const struct sl_config *cfg;  /* read-only, any thread */
+	struct inject_limits limits;  /* POST /v1/messages */
+	void *daemon;                 /* the daemon's own context */
+};
+
+#endif

@@ -1,0 +1,132 @@
+/*
+ * api_messages.c — HTTP injection and message inspection over the admin API.
+ *
+ *   POST /v1/messages        inject a batch (dataplane/inject.h for the body);
+ *                            a tenant token injects as its tenant, an
+ *                            operator names one with ?tenant=NAME
+ * (GET /v1/messages/:id, a queued message, is in api_queues.c's table.)
+ *
+ * The reply to POST comes only after every accepted message's spool commit
+ * (the same durability point as SMTP's 250): the handler's worker thread
+ * waits in mailbox_await() meanwhile, so at most api_config.threads
+ * injections wait for a commit at once. 200 carries per-message and
+ * per-recipient results; the whole request is refused with 400 (body
+ * invalid, message names the field), 403 (tenant awaiting review or
+ * disabled: tenant.h's refusal codes), 404 (no such tenant), 413 (body
+ * over api_config.max_body, answered by api.c) or 503 (no data plane).
+ */
+#include "api.h"
+#include "api_dataplane.h"
+
+#include "err.h"
+#include "inject.h"
+#include "loop.h"
+#include "mailbox.h"
+#include "tenant.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+struct inject_call {
+	struct api_dataplane *dp;
+	struct inject_batch *b;
+	const char *tenant;
+	struct mailbox_wait *w;
+};
+
+static void inject_batch_done(struct inject_batch *b, void *ctx)
+{
+	struct inject_call *c = ctx;
+
+	(void)b;
+	mailbox_complete(c->w, 0);
+}
+
+/* On the loop thread: start accepting; the reply waits for the commits. */
+static void inject_on_loop(struct mailbox_wait *w, void *arg)
+{
+	struct inject_call *c = arg;
+
+	c->w = w;
+	c->b->tenant = config_tenant_by_name(c->dp->cfg, c->tenant);
+	c->b->done = inject_batch_done;
+	c->b->ctx = c;
+	inject_submit(c->dp->accept, c->b, c->tenant);
+}
+
+/* Which tenant injects, and may it? 0, or an error already answered. */
+static int inject_tenant(struct api_request *req, struct api_response *resp,
+			 const struct api_dataplane *dp, const char **tenant)
+{
+	const struct api_principal *who = api_principal(req);
+	const struct tenant_refusal *ref;
+	struct store_tenant st;
+	int rc;
+
+	*tenant = who->role == STORE_ROLE_OPERATOR ? api_query(req, "tenant") : who->tenant;
+	if (!*tenant || !**tenant) {
+		api_error(resp, 400, "bad_request", "tenant: an operator names the tenant with "
+						    "?tenant=NAME");
+		return -EINVAL;
+	}
+	/* The control store's lifecycle state decides; a tenant only in the
+	 * configuration file (no store entry) sends as active. */
+	rc = api_store(req) ? store_tenant_get(api_store(req), *tenant, &st) : SL_ENOTFOUND;
+	if (rc == SL_ENOTFOUND) {
+		if (config_tenant_by_name(dp->cfg, *tenant))
+			return 0;
+		api_error(resp, 404, "not_found", "no tenant \"%s\"", *tenant);
+		return rc;
+	}
+	if (rc < 0) {
+		api_error_errno(resp, rc, NULL);
+		return rc;
+	}
+	ref = tenant_inject_refusal(st.state);
+	if (ref) {
+		api_error(resp, (unsigned)ref->http_status, ref->error, "%s", ref->text);
+		return -EACCES;
+	}
+	return 0;
+}
+
+static int messages_inject(struct api_request *req, struct api_response *resp)
+{
+	struct api_dataplane *dp = api_daemon(req);
+	struct inject_batch b;
+	struct inject_call c;
+	struct sl_buf out = { 0 };
+	const char *tenant, *body;
+	char err[256];
+	size_t len;
+	int rc;
+
+	if (!dp || !api_mailbox(req))
+		return api_error(resp, 503, "unavailable", "the data plane is not running");
+	if (inject_tenant(req, resp, dp, &tenant) < 0)
+		return 0;
+	body = api_body(req, &len);
+	rc = inject_parse(body ? body : "", len, &dp->limits, loop_wall_ms(), &b, err, sizeof err);
+	if (rc == -EINVAL)
+		return api_error(resp, 400, "bad_request", "%s", err);
+	if (rc < 0)
+		return rc;
+	snprintf(b.peer, sizeof b.peer, "%s", api_principal(req)->actor);
+	c = (struct inject_call){ .dp = dp, .b = &b, .tenant = tenant };
+	rc = mailbox_await(api_mailbox(req), inject_on_loop, &c);
+	if (rc == 0)
+		rc = inject_reply_json(&b, &out);
+	if (rc == 0)
+		rc = api_reply_text(resp, 200, out.data, out.len);
+	else if (rc == -EPIPE)
+		rc = api_error(resp, 503, "unavailable", "shutting down, try again later");
+	sl_buf_free(&out);
+	inject_batch_free(&b);
+	return rc;
+}
+
+const struct api_route api_message_routes[] = {
+	{ API_POST, "/v1/messages", messages_inject, STORE_ROLE_TENANT, NULL },
+};
+const size_t api_message_route_count = sizeof api_message_routes / sizeof *api_message_routes;

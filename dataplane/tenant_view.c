@@ -1,0 +1,129 @@
+/* tenant_view.c — the data path's snapshot of the tenants; see tenant_view.h. */
+#include "tenant_view.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct tenant_view {
+	size_t n, cap;
+	struct tenant_view_entry *e; /* sorted by name (the store lists in order) */
+};
+
+int tenant_view_load(struct store *st, struct tenant_view **out)
+{
+	struct tenant_view *v = calloc(1, sizeof *v);
+	struct store_tenant page[64];
+	char after[STORE_NAME_MAX + 1] = "";
+	bool more = true;
+	int rc = 0;
+
+	*out = NULL;
+	if (!v)
+		return -ENOMEM;
+	while (more) {
+		size_t n;
+
+		if ((rc = store_tenant_list(st, after, page, 64, &n, &more)) < 0)
+			goto fail;
+		if (v->n + n > v->cap) {
+			size_t cap = v->cap ? v->cap * 2 : 64;
+			struct tenant_view_entry *e;
+
+			while (cap < v->n + n)
+				cap *= 2;
+			e = realloc(v->e, cap * sizeof *e);
+			if (!e) {
+				rc = -ENOMEM;
+				goto fail;
+			}
+			v->e = e;
+			v->cap = cap;
+		}
+		for (size_t i = 0; i < n; i++) {
+			struct tenant_view_entry *e = &v->e[v->n++];
+
+			memset(e, 0, sizeof *e);
+			memcpy(e->name, page[i].name, sizeof e->name);
+			e->state = page[i].state;
+			e->default_stream = page[i].default_stream;
+			for (int s = 0; s < STORE_STREAMS; s++)
+				memcpy(e->pool[s], page[i].streams[s].pool, sizeof e->pool[s]);
+		}
+		if (n)
+			memcpy(after, page[n - 1].name, sizeof after);
+	}
+	*out = v;
+	return 0;
+fail:
+	tenant_view_free(v);
+	return rc;
+}
+
+void tenant_view_free(struct tenant_view *v)
+{
+	if (!v)
+		return;
+	free(v->e);
+	free(v);
+}
+
+size_t tenant_view_count(const struct tenant_view *v)
+{
+	return v ? v->n : 0;
+}
+
+const struct tenant_view_entry *tenant_view_find(const struct tenant_view *v, const char *name)
+{
+	size_t lo = 0, hi;
+
+	if (!v || !name)
+		return NULL;
+	hi = v->n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(name, v->e[mid].name);
+
+		if (c == 0)
+			return &v->e[mid];
+		if (c < 0)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return NULL;
+}
+
+bool tenant_view_may_deliver(const struct tenant_view *v, const char *name)
+{
+	const struct tenant_view_entry *e = tenant_view_find(v, name);
+
+	return !e || tenant_may_deliver(e->state);
+}
+
+const struct tenant_refusal *tenant_view_inject_refusal(const struct tenant_view *v,
+							 const char *name)
+{
+	const struct tenant_view_entry *e = tenant_view_find(v, name);
+
+	return e ? tenant_inject_refusal(e->state) : NULL;
+}
+
+void tenant_view_cfg_fill(const struct tenant_view_entry *e, const struct sl_config *cfg,
+			  struct tenant_view_cfg *out)
+{
+	memset(out, 0, sizeof *out);
+	memcpy(out->name, e->name, sizeof out->name);
+	out->cfg.name = out->name;
+	out->cfg.username = out->name;
+	out->cfg.stream = e->default_stream == SL_STREAM_MARKETING ? SL_STREAM_MARKETING
+								   : SL_STREAM_TRANSACTIONAL;
+	for (int s = 0; s < STORE_STREAMS; s++) {
+		if (!e->pool[s][0] || !config_pool_by_name(cfg, e->pool[s]))
+			continue;
+		memcpy(out->pool[s], e->pool[s], sizeof out->pool[s]);
+		out->cfg.stream_pool[s] = out->pool[s];
+	}
+	out->cfg.pool = out->cfg.stream_pool[SL_STREAM_TRANSACTIONAL];
+}

@@ -1,0 +1,61 @@
+/*
+ * tenant_view.h — the data path's read-only snapshot of the tenants.
+ *
+ * The control store (control/store.h) is the truth about tenants, but the
+ * data path must not read LMDB per message. A tenant_view is an immutable
+ * copy of what the data path needs (name, lifecycle state, default stream,
+ * pool per stream), loaded from the store on any thread and then handed to
+ * the loop thread, which swaps its current pointer and frees the old view
+ * (sluiced posts the swap through its mailbox, so the loop thread is the
+ * only reader and nothing is freed under it).
+ *
+ * Lookups are a binary search by name; a tenant absent from the view (or a
+ * NULL view: no control store configured) is treated by callers as the
+ * YAML config's tenants always were: active.
+ *
+ * Errors: -ENOMEM, and the store's errors from tenant_view_load.
+ */
+#ifndef SL_TENANT_VIEW_H
+#define SL_TENANT_VIEW_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "config.h"
+#include "store.h"
+#include "tenant.h"
+
+struct tenant_view;
+
+struct tenant_view_entry {
+	char name[STORE_NAME_MAX + 1];
+	enum tenant_state state;
+	uint8_t default_stream;                       /* enum sl_stream */
+	char pool[STORE_STREAMS][STORE_NAME_MAX + 1]; /* "" = the default pool */
+};
+
+/* Read every tenant of st into a new view (caller frees). Any thread. */
+int tenant_view_load(struct store *st, struct tenant_view **out);
+void tenant_view_free(struct tenant_view *v);
+/* The entry for name, or NULL (also for a NULL view). */
+const struct tenant_view_entry *tenant_view_find(const struct tenant_view *v, const char *name);
+size_t tenant_view_count(const struct tenant_view *v);
+
+/* May tenant name deliver / inject per v? True when it is not in v. */
+bool tenant_view_may_deliver(const struct tenant_view *v, const char *name);
+/* The refusal for injecting as tenant name, or NULL when it may. */
+const struct tenant_refusal *tenant_view_inject_refusal(const struct tenant_view *v,
+							 const char *name);
+
+/* A tenant as the acceptance path takes it (struct sl_tenant_cfg) built
+ * from a view entry, owning its strings, so it outlives view swaps. */
+struct tenant_view_cfg {
+	struct sl_tenant_cfg cfg;
+	char name[STORE_NAME_MAX + 1];
+	char pool[STORE_STREAMS][STORE_NAME_MAX + 1];
+};
+/* Fill out from e; pools not defined in cfg fall back to the default. */
+void tenant_view_cfg_fill(const struct tenant_view_entry *e, const struct sl_config *cfg,
+			  struct tenant_view_cfg *out);
+
+#endif
