@@ -68,6 +68,7 @@ struct out_session {
 	size_t target, tries;
 	unsigned n_msgs;
 	bool connected, ready, closing, idle;
+	bool answered; /* the receiver replied to the current transaction */
 	uint64_t started_ms;
 	char src_ip[INET6_ADDRSTRLEN];
 	size_t ip_idx; /* in the pool's ips */
@@ -373,6 +374,22 @@ static void session_reply_all(struct out_session *s, const struct smtp_reply *r)
 	s->d = NULL;
 }
 
+/* The connection failed while s had a delivery. A reused connection that
+ * died before the receiver said anything about this transaction (say it
+ * had timed the idle connection out) attempted nothing: the delivery goes
+ * back to the front of the ready list for a fresh connection instead of
+ * waiting out a retry interval. Anything else is a real failure. Each
+ * fresh connection delivers or fails for real, so this cannot loop. */
+static void session_lost(struct out_session *s, const struct smtp_reply *r)
+{
+	if (s->d && s->n_msgs > 0 && !s->answered) {
+		queue_delivery_requeue(s->eg->q, s->d);
+		s->d = NULL;
+		return;
+	}
+	session_reply_all(s, r);
+}
+
 static void session_unidle(struct out_session *s)
 {
 	struct out_session **pp;
@@ -395,7 +412,7 @@ static void session_destroy(struct out_session *s)
 	session_unidle(s);
 	if (s->d) {
 		struct smtp_reply r = local_reply(451, "4.4.2", "connection to %s lost", s->site);
-		session_reply_all(s, &r);
+		session_lost(s, &r);
 	}
 	loop_timer_cancel(eg->loop, &s->timer);
 	if (s->io.conn)
@@ -559,6 +576,7 @@ static bool session_take_work(struct out_session *s)
 		return false;
 	}
 	s->d = domain_queue_take(de->dq);
+	s->answered = false;
 	m = delivery_msg(s->d);
 	sl_buf_reset(&s->body);
 	rc = delivery_read_body(eg->q, s->d, &s->body);
@@ -622,6 +640,7 @@ static void session_drive(struct out_session *s)
 			break;
 		case SMTP_CLIENT_EV_RCPT:
 			if (s->d) {
+				s->answered = true;
 				o = de_outcome(s->de, ev.reply, s->src_ip, s->site);
 				delivery_rcpt_result(eg->q, s->d, ev.rcpt, &o);
 			}
@@ -631,7 +650,9 @@ static void session_drive(struct out_session *s)
 			session_reply_all(s, ev.reply);
 			break;
 		case SMTP_CLIENT_EV_FAILED:
-			if (s->d) {
+			if (s->d && ev.local) {
+				session_lost(s, ev.reply);
+			} else if (s->d) {
 				session_reply_all(s, ev.reply);
 			} else if (!s->ready) {
 				/* The receiver refused us before any transaction:
@@ -739,7 +760,7 @@ static void on_session_error(void *ctx, int err)
 	struct smtp_reply r = local_reply(451, "4.4.2", "connection to %s failed: %s",
 					  s->site, sl_strerror(err));
 
-	session_reply_all(s, &r);
+	session_lost(s, &r);
 	session_destroy(s);
 }
 

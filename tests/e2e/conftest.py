@@ -49,6 +49,18 @@ def wait_port(host, port, timeout=10.0, proc=None):
     raise TimeoutError(f"{host}:{port} not listening after {timeout}s")
 
 
+def wait_closed(host, port, timeout=5.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                pass
+        except OSError:
+            return
+        time.sleep(0.02)
+    raise TimeoutError(f"{host}:{port} still accepting {timeout}s after its process ended")
+
+
 def wait_until(pred, timeout=20.0, what="condition"):
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -139,12 +151,20 @@ class Sink:
                           f"{n} message(s) at the sink")
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
+        if self.proc.poll() is not None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        # The kernel tears an exited process's io_uring down asynchronously,
+        # and its listening sockets keep accepting for a moment: wait until
+        # they refuse, so a sink started next is the one that answers.
+        for a in self.addrs:
+            host, port = a.rsplit(":", 1)
+            wait_closed(host, int(port))
 
 
 def yaml_str(s):
