@@ -12,8 +12,10 @@
 
 #include "config.h"
 #include "err.h"
+#include "file.h"
 #include "json.h"
 #include "policy.h"
+#include "shaping.h"
 
 #define NIL UINT32_MAX
 #define RING_MAX 4096
@@ -237,6 +239,66 @@ int policy_config_check(const struct policy_config *c, char *err, size_t errlen)
 	if (c->spike_factor < 1)
 		return cfg_err(err, errlen, "spike_factor must be at least 1");
 	return 0;
+}
+
+int policy_config_parse(struct policy_config *cfg, const char *name, const char *yaml,
+			size_t len, char *err, size_t errlen)
+{
+	struct shaping_ynode *root = NULL;
+	struct policy_config c;
+	char msg[200];
+	int rc;
+
+	if (!cfg || (!yaml && len))
+		return -EINVAL;
+	if (!name)
+		name = "<string>";
+	c = *cfg;
+	rc = shaping_yaml_parse(name, yaml, len, &root, err, errlen);
+	if (rc)
+		return rc;
+	if (root && root->kind != SHAPING_Y_MAP) {
+		rc = cfg_err(err, errlen, "%s:%u:%u: expected a mapping of policy knobs", name,
+			     root->line, root->col);
+		goto out;
+	}
+	for (size_t i = 0; root && i + 1 < root->n; i += 2) {
+		const struct shaping_ynode *k = root->kids[i], *v = root->kids[i + 1];
+		if (v->kind != SHAPING_Y_SCALAR) {
+			rc = cfg_err(err, errlen, "%s:%u:%u: %.40s: expected a scalar", name, v->line,
+				     v->col, k->val);
+			goto out;
+		}
+		if (policy_config_set(&c, k->val, v->val, msg, sizeof msg) < 0) {
+			const struct shaping_ynode *at = strncmp(msg, "unknown", 7) ? v : k;
+			rc = cfg_err(err, errlen, "%s:%u:%u: %s", name, at->line, at->col, msg);
+			goto out;
+		}
+	}
+	if (policy_config_check(&c, msg, sizeof msg) < 0) {
+		rc = cfg_err(err, errlen, "%s: %s", name, msg);
+		goto out;
+	}
+	*cfg = c;
+out:
+	shaping_yaml_free(root);
+	return rc;
+}
+
+int policy_config_load(struct policy_config *cfg, const char *path, char *err, size_t errlen)
+{
+	char *text = NULL;
+	size_t len = 0;
+	int rc;
+
+	rc = sl_file_read(path, 1u << 20, &text, &len);
+	if (rc < 0) {
+		cfg_err(err, errlen, "%s: %s", path, sl_strerror(rc));
+		return rc == SL_ETOOBIG ? SL_ECONFIG : rc;
+	}
+	rc = policy_config_parse(cfg, path, text, len, err, errlen);
+	free(text);
+	return rc;
 }
 
 int policy_metrics_for_bounce(enum bounce_reason reason, bool hard, enum policy_metric m[2])

@@ -151,6 +151,13 @@ int policy_config_set(struct policy_config *cfg, const char *key, const char *va
 		      size_t errlen);
 /* Check a whole configuration (bucket divides window, warn <= hold, ...). */
 int policy_config_check(const struct policy_config *cfg, char *err, size_t errlen);
+/* Apply a YAML document (configs/policy.yaml: a mapping of the knobs of
+ * policy_config_set() to scalars) on top of *cfg, then check it. name is
+ * FILE in "FILE:LINE:COL: message" errors. 0 or SL_ECONFIG, -ENOMEM. */
+int policy_config_parse(struct policy_config *cfg, const char *name, const char *yaml,
+			size_t len, char *err, size_t errlen);
+/* policy_config_parse() of a file (-errno if unreadable). */
+int policy_config_load(struct policy_config *cfg, const char *path, char *err, size_t errlen);
 
 /* An engine with cfg (copied; must pass policy_config_check) and room for
  * max_subjects subjects (0 = 100000). NULL on a bad cfg or no memory. */

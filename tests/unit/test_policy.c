@@ -365,6 +365,40 @@ static void test_config(void **state)
 	assert_int_equal(policy_config_check(&c, err, sizeof err), SL_ECONFIG);
 }
 
+static void test_config_yaml(void **state)
+{
+	(void)state;
+	struct policy_config c, d;
+	char err[200];
+	static const char y1[] = "complaint_hold: 0.5%\ngrace: 48h\n";
+	static const char y2[] = "bounce_warn: 5%\nbounce_hold: lots\n";
+	static const char y3[] = "bounce_warn: 5%\ncolour: red\n";
+	static const char y4[] = "bounce_warn: 20%\n";
+	static const char y5[] = "- a\n";
+
+	/* the shipped file is the defaults */
+	policy_config_default(&c);
+	policy_config_default(&d);
+	assert_int_equal(policy_config_load(&c, "configs/policy.yaml", err, sizeof err), 0);
+	assert_memory_equal(&c, &d, sizeof c);
+	assert_int_equal(policy_config_parse(&c, "p.yaml", y1, sizeof y1 - 1, err, sizeof err), 0);
+	assert_true(fabs(c.complaint.hold - 0.005) < 1e-12 && c.grace_ms == 2 * DAY);
+	assert_int_equal(policy_config_parse(&c, "p.yaml", y2, sizeof y2 - 1, err, sizeof err),
+			 SL_ECONFIG);
+	assert_string_equal(err, "p.yaml:2:14: bounce_hold: \"lots\" is not a rate (\"5%\", \"0.05\")");
+	assert_int_equal(policy_config_parse(&c, "p.yaml", y3, sizeof y3 - 1, err, sizeof err),
+			 SL_ECONFIG);
+	assert_string_equal(err, "p.yaml:2:1: unknown policy key \"colour\"");
+	assert_int_equal(policy_config_parse(&c, "p.yaml", y4, sizeof y4 - 1, err, sizeof err),
+			 SL_ECONFIG);
+	assert_string_equal(err, "p.yaml: bounce_warn is above bounce_hold");
+	assert_int_equal(policy_config_parse(&c, "p.yaml", y5, sizeof y5 - 1, err, sizeof err),
+			 SL_ECONFIG);
+	/* failures leave the configuration as it was */
+	assert_true(fabs(c.complaint.hold - 0.005) < 1e-12 && c.bounce.warn == 0.05);
+	assert_int_equal(policy_config_load(&c, "/nonexistent.yaml", err, sizeof err), -ENOENT);
+}
+
 static void test_memory_bound(void **state)
 {
 	(void)state;
@@ -442,6 +476,7 @@ int main(void)
 		cmocka_unit_test(test_spam_traps),
 		cmocka_unit_test(test_volume_spike),
 		cmocka_unit_test(test_config),
+		cmocka_unit_test(test_config_yaml),
 		cmocka_unit_test(test_memory_bound),
 		cmocka_unit_test(test_output),
 	};
