@@ -335,6 +335,62 @@ static void test_volume_spike(void **state)
 	policy_free(p);
 }
 
+/* The incident, at library level: three tenants share a pool; one mails a
+ * stale list (30% unknown users, a trap every 500, complaints) while the
+ * others send clean mail. The bad one is held within a bounded number of
+ * messages; the others are never touched. */
+static void test_incident(void **state)
+{
+	(void)state;
+	struct policy *p = mk();
+	struct policy_decision d[2];
+	const struct policy_key keys[3] = {
+		{ "good1", "a.example", 0 }, { "good2", "b.example", 1 }, { "stale", "c.example", 1 },
+	};
+	unsigned held_after = 0, bad_decisions = 0;
+	uint64_t t = T0;
+
+	for (unsigned i = 1; i <= 5000; i++) {
+		t += 100;
+		for (int k = 0; k < 3; k++) {
+			bool bad = k == 2;
+			int n;
+
+			if (bad && held_after)
+				continue; /* held: nothing more is delivered */
+			rec(p, &keys[k], POLICY_SENT, 1, t);
+			if (bad && i % 10 < 3) {
+				rec(p, &keys[k], POLICY_BOUNCED, 1, t);
+				rec(p, &keys[k], POLICY_UNKNOWN_USER, 1, t);
+			} else {
+				rec(p, &keys[k], POLICY_DELIVERED, 1, t);
+			}
+			if (bad && i % 500 == 0)
+				rec(p, &keys[k], POLICY_TRAP_HIT, 1, t);
+			if (bad && i % 50 == 0)
+				rec(p, &keys[k], POLICY_COMPLAINT, 1, t);
+			/* the control plane judges every 10 messages */
+			if (i % 10)
+				continue;
+			n = eval(p, &keys[k], t, d);
+			if (!bad) {
+				assert_int_equal(n, 0);
+				continue;
+			}
+			for (int j = 0; j < n; j++)
+				if (d[j].cfgset && d[j].event == TENANT_EV_POLICY_HOLD) {
+					held_after = i;
+					assert_int_equal(d[j].reason, POLICY_R_UNKNOWN_RATE);
+				}
+			bad_decisions += (unsigned)n;
+		}
+	}
+	/* the unknown-user guard (100 sent) is what bounds it */
+	assert_true(held_after > 0 && held_after <= 110);
+	assert_int_equal(bad_decisions, 2); /* the set and the tenant, both held at once */
+	policy_free(p);
+}
+
 static void test_config(void **state)
 {
 	(void)state;
@@ -475,6 +531,7 @@ int main(void)
 		cmocka_unit_test(test_repeat_disables),
 		cmocka_unit_test(test_spam_traps),
 		cmocka_unit_test(test_volume_spike),
+		cmocka_unit_test(test_incident),
 		cmocka_unit_test(test_config),
 		cmocka_unit_test(test_config_yaml),
 		cmocka_unit_test(test_memory_bound),
