@@ -238,6 +238,8 @@ int policy_config_check(const struct policy_config *c, char *err, size_t errlen)
 				       th[i].name);
 	if (c->spike_factor < 1)
 		return cfg_err(err, errlen, "spike_factor must be at least 1");
+	if (c->grace_ms > 365 * 24 * HOUR || c->repeat_ms > 365 * 24 * HOUR)
+		return cfg_err(err, errlen, "grace and repeat_window are at most 365d");
 	return 0;
 }
 

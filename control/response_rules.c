@@ -21,6 +21,7 @@
 #define REPLY_MAX 2048 /* bytes of a reply looked at */
 #define DEFAULT_MAX_ENTRIES 65536
 #define NIL UINT32_MAX
+#define DURATION_MAX (365ull * 24 * 3600 * 1000)
 
 struct rule {
 	char provider[RESPONSE_KEY_MAX + 1]; /* "" = any ('*') */
@@ -234,8 +235,9 @@ static int parse_rule(const char *p, struct rule *r, char *msg, size_t msglen)
 			}
 		} else if (!strcmp(k, "duration") || !strcmp(k, "every")) {
 			uint64_t ms;
-			if (config_parse_duration(v, &ms) < 0 || ms == 0) {
-				snprintf(msg, msglen, "bad %.8s \"%.20s\" (e.g. 90s, 10m, 2h)", k, v);
+			if (config_parse_duration(v, &ms) < 0 || ms == 0 || ms > DURATION_MAX) {
+				snprintf(msg, msglen, "bad %.8s \"%.20s\" (e.g. 90s, 10m, 2h; at most 365d)",
+					 k, v);
 				return -1;
 			}
 			if (k[0] == 'd') {
@@ -271,7 +273,8 @@ static int parse_rule(const char *p, struct rule *r, char *msg, size_t msglen)
 			n = strtoul(v, NULL, 10);
 			if (!slash || !isdigit((unsigned char)v[0]) || errno || n < 1 ||
 			    n > RESPONSE_THRESHOLD_MAX ||
-			    config_parse_duration(slash + 1, &r->trig_ms) < 0 || r->trig_ms == 0) {
+			    config_parse_duration(slash + 1, &r->trig_ms) < 0 || r->trig_ms == 0 ||
+			    r->trig_ms > DURATION_MAX) {
 				snprintf(msg, msglen,
 					 "bad trigger \"%.20s\" (immediate, or N/DURATION with N in 1..%d)",
 					 v, RESPONSE_THRESHOLD_MAX);
@@ -318,8 +321,8 @@ static int parse_rule(const char *p, struct rule *r, char *msg, size_t msglen)
 			r->step = 0.1;
 		if (!have_every)
 			r->every_ms = 10 * 60 * 1000;
-		if (r->step <= 0) {
-			snprintf(msg, msglen, "throttle step= must be above 0");
+		if (r->step < 0.001) {
+			snprintf(msg, msglen, "throttle step= must be at least 0.001");
 			return -1;
 		}
 		break;

@@ -143,6 +143,8 @@ static void test_parse_errors(void **state)
 		{ "google text=x colour=red action=hold-tenant\n", "t.conf:1: unknown key" },
 		{ "goo/gle text=x action=hold-tenant\n", "t.conf:1: bad provider" },
 		{ "google x action=hold-tenant\n", "t.conf:1: expected key=value" },
+		{ "google text=x action=throttle factor=0.5 step=0.0001\n", "t.conf:1: throttle step=" },
+		{ "google text=x action=suspend duration=400d\n", "t.conf:1: bad duration" },
 	};
 
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
