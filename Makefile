@@ -124,6 +124,8 @@ install: $(BINS)
 	install -D -m 0644 configs/providers.conf $(DESTDIR)/etc/sluice/providers.conf
 	install -D -m 0644 configs/shaping.yaml $(DESTDIR)/etc/sluice/shaping.yaml
 	install -D -m 0644 configs/warmup.yaml $(DESTDIR)/etc/sluice/warmup.yaml
+	install -D -m 0644 configs/response-rules.conf $(DESTDIR)/etc/sluice/response-rules.conf
+	install -D -m 0644 configs/policy.yaml $(DESTDIR)/etc/sluice/policy.yaml
 
 # install-system, image, image-check: the appliance (docs/image.md).
 include image/image.mk
