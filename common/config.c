@@ -91,6 +91,8 @@ void config_defaults(struct sl_config *cfg)
 	cfg->delivery.max_connections = 2000;
 	cfg->delivery.dsn = true;
 	cfg->delivery.tls_verify = false;
+	cfg->delivery.stuck_age_ms = HOUR;
+	cfg->delivery.stuck_deferrals = 5;
 
 	cfg->spool.path = strdup("/var/lib/sluice/spool");
 	cfg->spool.map_size = 8 * GIB;
@@ -370,6 +372,8 @@ static const char *const delivery_keys[] = {
 	"dsn",
 	"require_tls_domains",
 	"tls_verify",
+	"stuck_age",
+	"stuck_deferrals",
 };
 static const char *const spool_keys[] = { "path", "map_size", "commit_batch", "sync" };
 static const char *const dns_keys[] = { "servers" };
@@ -1577,6 +1581,8 @@ static int parse_delivery(struct ctx *c, const struct node *m)
 		case 7: rc = get_bool(c, v, &d->dsn); break;
 		case 8: rc = parse_tls_domains(c, v); break;
 		case 9: rc = get_bool(c, v, &d->tls_verify); break;
+		case 10: rc = get_duration(c, v, 1, 365 * DAY, &d->stuck_age_ms); break;
+		case 11: rc = get_uint(c, v, 1, 1000000, &d->stuck_deferrals); break;
 		}
 		if (!rc)
 			path_pop(c, old);

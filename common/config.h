@@ -109,6 +109,8 @@ struct sl_delivery_cfg {
 	char **require_tls_domains;   /* delivery.require_tls_domains, default none */
 	size_t n_require_tls_domains;
 	bool tls_verify;              /* delivery.tls_verify: verify peer certificates when TLS is required, default false */
+	uint64_t stuck_age_ms;        /* delivery.stuck_age: a queue whose oldest message is older is stuck, default 1h */
+	unsigned stuck_deferrals;     /* delivery.stuck_deferrals: ... or that got the same deferral this often in a row, default 5 */
 };
 
 struct sl_spool_cfg {

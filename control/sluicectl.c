@@ -14,12 +14,14 @@
  *   sluicectl tenant ...               tenants, lifecycle, SMTP users (admin API)
  *   sluicectl token ...                admin API tokens
  *   sluicectl audit [--tenant T]       the control store's audit log
+ *   sluicectl queue list|show|pause|...  delivery queues (admin API)
  *
  * The admin-API commands share their options and output (cmd_api.h).
  */
 #include "auth.h"
 #include "cmd_bounce.h"
 #include "cmd_audit.h"
+#include "cmd_queue.h"
 #include "cmd_dkim.h"
 #include "cmd_shaping.h"
 #include "cmd_warmup.h"
@@ -57,6 +59,8 @@ static int usage(FILE *f, int rc)
 		   "                          tenants over the admin API (sluicectl tenant --help)\n"
 		   "  token list|create|revoke  admin API tokens (sluicectl token --help)\n"
 		   "  audit [--tenant T]      the audit log (sluicectl audit --help)\n"
+		   "  queue list|show|pause|resume|retry|purge\n"
+		   "                          delivery queues (sluicectl queue --help)\n"
 		   "  help                    this text\n");
 	return rc;
 }
@@ -199,6 +203,8 @@ int main(int argc, char **argv)
 		return cmd_token(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "audit"))
 		return cmd_audit(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "queue"))
+		return cmd_queue(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "setup")) {
 		/* The first-boot wizard lives with the appliance image. */
 		argv[1] = "/usr/sbin/sluice-setup";

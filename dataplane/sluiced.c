@@ -507,6 +507,8 @@ static int daemon_start(struct daemon *d)
 	}
 	qenv = (struct queue_env){ .loop = d->loop, .spool = d->spool, .events = d->events,
 				   .metrics = d->metrics, .cfg = cfg,
+				   .stuck_age_ms = cfg->delivery.stuck_age_ms,
+				   .stuck_deferrals = cfg->delivery.stuck_deferrals,
 				   .hooks = { .kick = egress_kick, .forget = egress_forget,
 					      .ctx = d->egress } };
 	if (d->store) {

@@ -52,3 +52,35 @@ def test_pause_one_domain_and_purge(sink_factory, sluiced_factory):
     d.api("POST", "/v1/queues/resume", {"domain": "gmail.test"})
     assert len(sink.messages()) == 1
     assert d.api("GET", f"/v1/messages/{q1}")[0] == 404
+
+
+def ctl(d, *args):
+    import os
+    import subprocess
+    from conftest import SLUICECTL
+    env = dict(os.environ, SLUICE_API=d.api_url, SLUICE_TOKEN=d.admin_token)
+    return subprocess.run([str(SLUICECTL), *args], capture_output=True, text=True, env=env,
+                          timeout=30)
+
+
+def test_sluicectl_queue(sink_factory, sluiced_factory):
+    """The same operations from the command line: tables, --json, errors."""
+    import json
+    sink = sink_factory()
+    d = sluiced_factory(api=True).start()
+    r = ctl(d, "queue", "pause", "--domain", "gmail.test")
+    assert r.returncode == 0 and "pause: 0 recipient(s)" in r.stdout, r.stderr
+    qid = inject(d, ["p@gmail.test"])
+    wait_until(lambda: "gmail.test" in ctl(d, "queue", "list").stdout, 10, "queue row")
+    r = ctl(d, "queue", "list", "--json")
+    row = [i for i in json.loads(r.stdout)["items"] if i["key"] == "gmail.test"][0]
+    assert row["paused"] == 1
+    r = ctl(d, "queue", "show", qid)
+    assert r.returncode == 0 and "p@gmail.test" in r.stdout and "paused" in r.stdout, r.stdout
+    r = ctl(d, "queue", "purge")
+    assert r.returncode == 2 and "refusing to purge everything" in r.stderr
+    r = ctl(d, "queue", "show", "00000000000000ff")
+    assert r.returncode == 1 and "404" in r.stderr
+    r = ctl(d, "queue", "resume", "--domain", "gmail.test")
+    assert r.returncode == 0 and "resume: 1 recipient(s)" in r.stdout, r.stdout
+    sink.wait_messages(1)
