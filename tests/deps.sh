@@ -5,7 +5,7 @@
 set -e
 PKGS="build-essential pkg-config clang libclang-rt-14-dev liburing-dev liblmdb-dev
 lmdb-utils libssl-dev openssl libyaml-dev libunbound-dev libcmocka-dev libopendkim-dev
-python3-pytest python3-dkim python3-yaml unbound iproute2 postfix $*"
+python3-pytest python3-dkim python3-yaml unbound iproute2 postfix libdpdk-dev dpdk $*"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
