@@ -88,7 +88,7 @@ struct net_stack_config {
 	uint32_t ips[NET_MAX_IPS]; /* owned IPv4 addresses, network order */
 	size_t n_ips;
 	uint32_t gateway;   /* next hop for off-subnet dsts (network order), 0 = none */
-	uint8_t prefix_len; /* on-link subnet of ips[] (each ips[i]/prefix_len) */
+	uint8_t prefix_len; /* on-link subnet of ips[] (each ips[i]/prefix_len); 0 = all on-link */
 	uint16_t mtu;       /* IP MTU; 0 = 1500 */
 	uint32_t max_conns; /* connection table size (TIME_WAIT included); 0 = 1024 */
 	uint16_t port_lo, port_hi; /* ephemeral source ports, inclusive; 0,0 = 32768..60999 */
