@@ -19,14 +19,16 @@
  *
  * Scope: active open only (no listen), IPv4 only, no IP options on output,
  * no fragment reassembly (fragments are dropped and counted), DF set on
- * output, PMTU from ICMP frag-needed. TCP: MSS + window scale options
- * (SACK and timestamps are neither offered nor used), RFC 6298 RTO
+ * output, PMTU from ICMP frag-needed. TCP: MSS, window scale and
+ * SACK-permitted options; as a receiver we send SACK blocks (RFC 2018) for
+ * out-of-order data, as a sender we ignore the peer's SACK blocks (NewReno
+ * recovery, legal per RFC 2018); no timestamps. RFC 6298 RTO
  * (Karn, exponential backoff, min 200 ms, max 60 s, initial 1 s),
  * RFC 5681 slow start / congestion avoidance with IW10 (RFC 6928),
  * RFC 6582 NewReno fast retransmit / fast recovery, delayed ACKs (every 2nd
  * segment or 40 ms), zero-window persist probes, out-of-order segments
- * buffered up to NET_TCP_OOO_MAX bytes per connection (beyond that dropped,
- * relying on dup ACKs), RFC 5961 challenge ACKs for in-window RST/SYN,
+ * buffered up to NET_TCP_OOO_MAX bytes per connection (= the advertised
+ * receive window, 128 KiB; beyond that dropped, relying on dup ACKs), RFC 5961 challenge ACKs for in-window RST/SYN,
  * RFC 1337 (RST ignored in TIME_WAIT), RST for segments to unknown
  * connections, ISNs per RFC 6528 (keyed hash + clock). Keep-alive is off.
  * Nagle is off (TCP_NODELAY semantics: the SMTP client writes whole lines).
@@ -67,7 +69,7 @@
 
 #define NET_MAX_IPS 16
 /* Out-of-order bytes buffered per connection before further ones are dropped. */
-#define NET_TCP_OOO_MAX (64 * 1024)
+#define NET_TCP_OOO_MAX (128 * 1024)
 /* Memory per idle connection, all tables included (bytes; checked in a test). */
 #define NET_TCP_IDLE_BYTES 256
 

@@ -42,6 +42,7 @@ enum tcp_state {
 #define F_PARTIAL 0x100     /* first partial ACK of this recovery seen */
 #define F_HASHED 0x200      /* in the 4-tuple table */
 #define F_ACK_PENDING 0x400 /* received something not yet acknowledged */
+#define F_SACK 0x800        /* SACK permitted: our ACKs carry SACK blocks */
 
 #define RCV_WND (128u * 1024)   /* constant: data goes straight to on_recv */
 #define RCV_WSCALE 2            /* RCV_WND >> 2 fits 16 bits */
@@ -86,7 +87,7 @@ struct net_tcp {
 	uint32_t cwnd, ssthresh, recover, ca_acc, rtt_seq;
 	int32_t srtt8, rttvar4; /* RFC 6298 SRTT*8, RTTVAR*4, ms */
 	uint32_t rto;
-	uint32_t ooo_bytes;
+	uint32_t ooo_bytes, ooo_last; /* ooo_last: seq of the latest OOO arrival */
 	uint16_t flags, mss;
 	uint8_t state, snd_wscale, dupacks, backoff, segs_unacked, soft_err;
 };
@@ -496,11 +497,51 @@ static void tcp_send_raw(struct net_stack *ns, uint32_t lip, uint32_t rip, uint1
 	(void)net_arp_output(ns, f, flen, lip, rip, flags, now);
 }
 
+/* Up to 3 SACK blocks (RFC 2018) for the out-of-order data, the one
+ * holding the latest arrival first. Returns the number of blocks. */
+static size_t sack_blocks(const struct net_tcp *c, uint32_t *b)
+{
+	uint32_t r[2 * 8];
+	size_t n = 0;
+	if (!(c->flags & F_SACK))
+		return 0;
+	for (const struct net_ooo *o = c->ooo; o; o = o->next) {
+		if (!o->len)
+			continue;
+		if (n && SEQ_LEQ(o->seq, r[2 * n - 1])) { /* contiguous or overlapping */
+			if (SEQ_GT(o->seq + o->len, r[2 * n - 1]))
+				r[2 * n - 1] = o->seq + o->len;
+			continue;
+		}
+		if (n == 8)
+			break;
+		r[2 * n] = o->seq;
+		r[2 * n + 1] = o->seq + o->len;
+		n++;
+	}
+	size_t first = 0;
+	for (size_t i = 0; i < n; i++)
+		if (SEQ_LEQ(r[2 * i], c->ooo_last) && SEQ_LT(c->ooo_last, r[2 * i + 1]))
+			first = i;
+	size_t k = 0;
+	b[k++] = r[2 * first];
+	b[k++] = r[2 * first + 1];
+	for (size_t i = 0; i < n && k < 6; i++) {
+		if (i == first)
+			continue;
+		b[k++] = r[2 * i];
+		b[k++] = r[2 * i + 1];
+	}
+	return n ? k / 2 : 0;
+}
+
 /* Send one segment of c: len bytes of the send buffer from seq, flags fl. */
 static int tcp_xmit(struct net_tcp *c, uint32_t seq, uint8_t fl, uint32_t len, uint64_t now)
 {
 	struct net_stack *ns = c->ns;
-	size_t optlen = (fl & NET_TH_SYN) ? 8 : 0;
+	uint32_t sack[6];
+	size_t nsack = (fl & NET_TH_SYN) ? 0 : sack_blocks(c, sack);
+	size_t optlen = (fl & NET_TH_SYN) ? 12 : nsack ? 4 + 8 * nsack : 0;
 	size_t hl = NET_TCP_HLEN + optlen;
 	size_t flen = NET_ETH_HLEN + NET_IP_HLEN + hl + len;
 	uint8_t *f = ns->txbuf;
@@ -532,6 +573,18 @@ static int tcp_xmit(struct net_tcp *c, uint32_t seq, uint8_t fl, uint32_t len, u
 		o[5] = 3; /* window scale */
 		o[6] = 3;
 		o[7] = RCV_WSCALE;
+		o[8] = 1; /* NOP NOP SACK-permitted */
+		o[9] = 1;
+		o[10] = 4;
+		o[11] = 2;
+	} else if (nsack) {
+		uint8_t *o = t + NET_TCP_HLEN;
+		o[0] = 1;
+		o[1] = 1;
+		o[2] = 5;
+		o[3] = (uint8_t)(2 + 8 * nsack);
+		for (size_t i = 0; i < 2 * nsack; i++)
+			net_put32(o + 4 + 4 * i, sack[i]);
 	}
 	if (len)
 		sb_copy(c->sb, seq - data_start(c), t + hl, len);
@@ -573,6 +626,12 @@ static bool can_send_data(const struct net_tcp *c)
 	}
 }
 
+/* Payload room in a segment: the MSS less the SACK option we may carry. */
+static uint32_t seg_room(const struct net_tcp *c)
+{
+	return c->mss - (((c->flags & F_SACK) && c->ooo) ? 28u : 0u);
+}
+
 /* Send what the congestion and peer windows allow, then the FIN. */
 static void tcp_output_force(struct net_tcp *c, uint64_t now, bool force)
 {
@@ -587,9 +646,9 @@ static void tcp_output_force(struct net_tcp *c, uint64_t now, bool force)
 			int32_t room = (int32_t)(lim - c->snd_nxt);
 			if (room <= 0)
 				break;
-			uint32_t len = min32(min32(avail, c->mss), (uint32_t)room);
+			uint32_t len = min32(min32(avail, seg_room(c)), (uint32_t)room);
 			/* sender-side silly window avoidance (RFC 1122 4.2.3.4) */
-			if (len < avail && len < c->mss && len < c->max_sndwnd / 2 && !force)
+			if (len < avail && len < seg_room(c) && len < c->max_sndwnd / 2 && !force)
 				break;
 			force = false;
 			bool fin = (c->flags & F_FIN_PENDING) && len == avail;
@@ -631,7 +690,7 @@ static void tcp_output(struct net_tcp *c, uint64_t now)
 static void retransmit_una(struct net_tcp *c, uint64_t now)
 {
 	uint32_t avail = sb_len(c);
-	uint32_t len = min32(avail, c->mss);
+	uint32_t len = min32(avail, seg_room(c));
 	uint8_t fl = NET_TH_ACK;
 	if ((c->flags & F_FIN_PENDING) && len == avail)
 		fl |= NET_TH_FIN;
@@ -771,6 +830,7 @@ struct seg {
 	uint32_t wnd; /* raw 16-bit field */
 	uint16_t mss;
 	int wscale; /* -1 = option absent */
+	bool sack_ok;
 	const uint8_t *data;
 	uint32_t dlen;
 };
@@ -793,6 +853,8 @@ static void parse_options(const uint8_t *o, size_t len, struct seg *s)
 			s->mss = net_get16(o + i + 2);
 		else if (kind == 3 && olen == 3)
 			s->wscale = o[i + 2] > 14 ? 14 : o[i + 2];
+		else if (kind == 4 && olen == 2)
+			s->sack_ok = true;
 		i += olen;
 	}
 }
@@ -844,6 +906,8 @@ static void syn_sent_input(struct net_tcp *c, const struct seg *s, uint64_t now)
 		c->flags |= F_WSCALE;
 		c->snd_wscale = (uint8_t)s->wscale;
 	}
+	if (s->sack_ok)
+		c->flags |= F_SACK;
 	c->snd_wnd = s->wnd; /* never scaled in a SYN */
 	c->max_sndwnd = c->snd_wnd;
 	c->snd_wl1 = s->seq;
@@ -897,6 +961,7 @@ static void ooo_insert(struct net_tcp *c, uint32_t seq, const uint8_t *data, uin
 	n->seq = seq;
 	n->len = len;
 	n->fin = fin;
+	c->ooo_last = seq;
 	memcpy(n->data, data, len);
 	while (*pp && SEQ_LEQ((*pp)->seq, seq))
 		pp = &(*pp)->next;

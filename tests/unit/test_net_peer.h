@@ -43,7 +43,7 @@ static uint32_t ip4(const char *s)
 	return a.s_addr;
 }
 
-static void pcap_put(FILE *f, const uint8_t *d, size_t len)
+static inline void pcap_put(FILE *f, const uint8_t *d, size_t len)
 {
 	uint32_t h[4] = {(uint32_t)(now / 1000), (uint32_t)(now % 1000) * 1000, (uint32_t)len,
 			 (uint32_t)len};
@@ -53,7 +53,7 @@ static void pcap_put(FILE *f, const uint8_t *d, size_t len)
 }
 
 /* Start a transcript: $NET_PCAP_DIR (default /tmp/sluice-net-pcap)/name.pcap */
-static void pcap_begin(const char *name)
+static inline void pcap_begin(const char *name)
 {
 	const char *dir = getenv("NET_PCAP_DIR");
 	if (!dir)
@@ -67,14 +67,14 @@ static void pcap_begin(const char *name)
 	}
 }
 
-static void pcap_end(void)
+static inline void pcap_end(void)
 {
 	if (tpcap)
 		fclose(tpcap);
 	tpcap = NULL;
 }
 
-static void test_tx(void *ctx, const uint8_t *frame, size_t len, unsigned flags)
+static inline void test_tx(void *ctx, const uint8_t *frame, size_t len, unsigned flags)
 {
 	(void)ctx;
 	tout_total++;
@@ -94,17 +94,17 @@ static void test_tx(void *ctx, const uint8_t *frame, size_t len, unsigned flags)
 	tout_n++;
 }
 
-static size_t tout_pending(void)
+static inline size_t tout_pending(void)
 {
 	return tout_n - tout_rd;
 }
 
-static void tout_clear(void)
+static inline void tout_clear(void)
 {
 	tout_n = tout_rd = 0;
 }
 
-static const struct tframe *tout_next(void)
+static inline const struct tframe *tout_next(void)
 {
 	if (tout_rd == tout_n)
 		return NULL;
@@ -112,14 +112,14 @@ static const struct tframe *tout_next(void)
 }
 
 /* Feed a frame to the stack, recording it. */
-static void peer_frame(struct net_stack *ns, const uint8_t *f, size_t len)
+static inline void peer_frame(struct net_stack *ns, const uint8_t *f, size_t len)
 {
 	if (tpcap)
 		pcap_put(tpcap, f, len);
 	net_stack_input(ns, f, len, now);
 }
 
-static size_t peer_eth(uint8_t *f, uint16_t type)
+static inline size_t peer_eth(uint8_t *f, uint16_t type)
 {
 	memcpy(f, us_mac, 6);
 	memcpy(f + 6, peer_mac, 6);
@@ -128,7 +128,7 @@ static size_t peer_eth(uint8_t *f, uint16_t type)
 	return 14;
 }
 
-static size_t peer_ip(uint8_t *f, size_t l4len, uint8_t proto, uint32_t src, uint32_t dst)
+static inline size_t peer_ip(uint8_t *f, size_t l4len, uint8_t proto, uint32_t src, uint32_t dst)
 {
 	uint8_t *ip = f + 14;
 	peer_eth(f, 0x0800);
@@ -149,16 +149,17 @@ static size_t peer_ip(uint8_t *f, size_t l4len, uint8_t proto, uint32_t src, uin
 struct peer_opts {
 	uint16_t mss; /* 0 = none */
 	int ws;       /* -1 = none */
+	bool sack;    /* SACK-permitted */
 };
 
 /* A TCP segment from the peer (PEER_IP:pport -> US_IP:uport). */
-static size_t peer_tcp_build(uint8_t *f, uint16_t pport, uint16_t uport, uint8_t fl,
+static inline size_t peer_tcp_build(uint8_t *f, uint16_t pport, uint16_t uport, uint8_t fl,
 			     uint32_t seq, uint32_t ack, uint16_t win, const void *data,
 			     size_t len, const struct peer_opts *o)
 {
 	uint8_t *t = f + 34;
 	size_t ol = 0;
-	uint8_t opt[12];
+	uint8_t opt[16];
 	if (o && o->mss) {
 		opt[ol++] = 2;
 		opt[ol++] = 4;
@@ -170,6 +171,12 @@ static size_t peer_tcp_build(uint8_t *f, uint16_t pport, uint16_t uport, uint8_t
 		opt[ol++] = 3;
 		opt[ol++] = 3;
 		opt[ol++] = (uint8_t)o->ws;
+	}
+	if (o && o->sack) {
+		opt[ol++] = 1;
+		opt[ol++] = 1;
+		opt[ol++] = 4;
+		opt[ol++] = 2;
 	}
 	size_t hl = 20 + ol;
 	memset(t, 0, 20);
@@ -204,11 +211,14 @@ struct tseg {
 	const uint8_t *data;
 	uint16_t mss;
 	int ws;
+	bool sack_ok;
+	size_t nsack;
+	uint32_t sack[8];
 	unsigned txflags;
 };
 
 /* Parse an emitted IPv4/TCP frame, checking checksums; false if it is not one. */
-static bool parse_tcp(const struct tframe *fr, struct tseg *s)
+static inline bool parse_tcp(const struct tframe *fr, struct tseg *s)
 {
 	const uint8_t *f = fr->d;
 	if (fr->len < 54 || f[12] != 0x08 || f[13] != 0x00 || f[23] != 6)
@@ -253,12 +263,21 @@ static bool parse_tcp(const struct tframe *fr, struct tseg *s)
 			s->mss = (uint16_t)(t[i + 2] << 8 | t[i + 3]);
 		if (t[i] == 3)
 			s->ws = t[i + 2];
+		if (t[i] == 4)
+			s->sack_ok = true;
+		if (t[i] == 5)
+			for (size_t k = 0; k + 2 < t[i + 1] && s->nsack < 4; k += 8, s->nsack++) {
+				memcpy(&v, t + i + 2 + k, 4);
+				s->sack[2 * s->nsack] = ntohl(v);
+				memcpy(&v, t + i + 6 + k, 4);
+				s->sack[2 * s->nsack + 1] = ntohl(v);
+			}
 		i += t[i + 1];
 	}
 	return true;
 }
 
-static size_t peer_arp_build(uint8_t *f, uint16_t op, uint32_t spa, const uint8_t *tha,
+static inline size_t peer_arp_build(uint8_t *f, uint16_t op, uint32_t spa, const uint8_t *tha,
 			     uint32_t tpa, bool bcast)
 {
 	memset(f, 0, 60);
@@ -280,7 +299,7 @@ static size_t peer_arp_build(uint8_t *f, uint16_t op, uint32_t spa, const uint8_
 
 /* Compare the transcript just written with a golden one (or write it with
  * NET_GOLDEN_UPDATE=1). Returns 0 when equal. */
-static int golden_compare(const char *name)
+static inline int golden_compare(const char *name)
 {
 	char gpath[512];
 	snprintf(gpath, sizeof(gpath), "tests/unit/data/net/%s.pcap", name);

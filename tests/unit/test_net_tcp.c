@@ -140,7 +140,7 @@ static void establish(uint16_t peer_win, const struct peer_opts *po)
 	assert_int_equal(ev.connected, 0);
 	now += 10;
 	uint8_t f[128];
-	struct peer_opts def = {1460, 0};
+	struct peer_opts def = {1460, 0, false};
 	size_t n = peer_tcp_build(f, PPORT, our_port, 0x12, PEER_ISN, our_isn + 1, peer_win, NULL, 0,
 				  po ? po : &def);
 	peer_frame(ns, f, n);
@@ -380,11 +380,15 @@ static void test_out_of_order(void **state)
 {
 	(void)state;
 	stack_new("out_of_order", 16);
-	establish(65535, NULL);
+	struct peer_opts po = {1460, 0, true};
+	establish(65535, &po);
 	/* "cccc" then "bbbb" then "aaaa" */
 	send_peer(0x10, peer_nxt + 8, our_nxt, 65535, "cccc", 4);
-	struct tseg s = expect_tcp(); /* dup ACK */
+	struct tseg s = expect_tcp(); /* dup ACK with a SACK block */
 	assert_int_equal(s.ack, peer_nxt);
+	assert_int_equal(s.nsack, 1);
+	assert_int_equal(s.sack[0], peer_nxt + 8);
+	assert_int_equal(s.sack[1], peer_nxt + 12);
 	send_peer(0x10, peer_nxt + 4, our_nxt, 65535, "bbbb", 4);
 	s = expect_tcp();
 	assert_int_equal(s.ack, peer_nxt);
@@ -732,7 +736,7 @@ static void test_tx_offload(void **state)
 	assert_int_equal(fr->flags, NET_TX_IP_CSUM | NET_TX_TCP_CSUM);
 	assert_int_equal(fr->d[24] | fr->d[25], 0); /* IP checksum left to the NIC */
 	uint32_t src = ip4(US_IP), dst = ip4(PEER_IP);
-	uint16_t ph = net_csum_fold(net_csum_phdr(src, dst, 6, 28)), got;
+	uint16_t ph = net_csum_fold(net_csum_phdr(src, dst, 6, 32)), got;
 	memcpy(&got, fr->d + 34 + 16, 2);
 	assert_int_equal(got, ph);
 	net_tcp_abort(conn, now);
