@@ -25,7 +25,7 @@
 #define TX_MAX 256           /* frames batched between two polls */
 #define MBUF_CACHE 256
 #define STATS_EVERY_MS 250   /* how often the metrics are refreshed */
-#define QUIET_MS 10          /* no frames for this long: idle_sleep may start */
+#define QUIET_POLLS 256      /* empty polls in a row before idle_sleep may start */
 #define EAL_MAX_ARGS 64
 
 #define N_PORT_COUNTERS 10
@@ -40,7 +40,7 @@ struct transport_dpdk {
 	bool tx_csum;                /* NIC fills IPv4/TCP checksums */
 	bool rx_csum;                /* NIC reports checksum status */
 	uint64_t idle_sleep_ms;
-	uint64_t last_busy_ms;
+	unsigned empty_polls;        /* polls in a row without a frame */
 	uint64_t stats_ms;
 	struct rte_mbuf *tx[TX_MAX];
 	unsigned n_tx;
@@ -242,8 +242,7 @@ unsigned transport_dpdk_poll(struct transport_dpdk *td)
 			fflush(td->capture);
 	}
 	n = (uint16_t)td->work;
-	if (td->work)
-		td->last_busy_ms = now;
+	td->empty_polls = td->work ? 0 : td->empty_polls + 1;
 	td->work = 0;
 	return n;
 }
@@ -252,7 +251,7 @@ uint64_t transport_dpdk_wait_ms(const struct transport_dpdk *td)
 {
 	uint64_t now = loop_now_ms(td->loop), next;
 
-	if (!td->idle_sleep_ms || now - td->last_busy_ms < QUIET_MS)
+	if (!td->idle_sleep_ms || td->empty_polls < QUIET_POLLS)
 		return 0;
 	next = net_stack_next_timer(td->ns);
 	if (next <= now)
@@ -690,7 +689,7 @@ int transport_dpdk_create(struct loop *l, const struct sl_config *cfg, struct me
 		set_err(err, errlen, "dpdk.capture: %s: %s", cfg->dpdk.capture, strerror(errno));
 		goto fail;
 	}
-	td->stats_ms = td->last_busy_ms = loop_now_ms(l);
+	td->stats_ms = loop_now_ms(l);
 	net_stack_announce(td->ns, loop_now_ms(l));
 	tx_flush(td);
 	*out = td;

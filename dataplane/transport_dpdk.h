@@ -53,8 +53,9 @@ struct transport *transport_dpdk_base(struct transport_dpdk *td);
 /* One rx burst, the stack's timers, one tx burst. Returns the number of
  * frames received and sent. */
 unsigned transport_dpdk_poll(struct transport_dpdk *td);
-/* How long the event loop may block before the next poll: 0 while traffic
- * flows (busy-poll), up to dpdk.idle_sleep after a quiet spell. */
+/* How long the event loop may block before the next poll: 0 while frames
+ * keep coming (busy-poll), up to dpdk.idle_sleep (bounded by the stack's
+ * next timer) once a few hundred polls in a row found nothing. */
 uint64_t transport_dpdk_wait_ms(const struct transport_dpdk *td);
 
 /* The port's MAC address (for logs). */
