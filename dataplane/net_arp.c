@@ -284,10 +284,20 @@ void net_arp_timers(struct net_stack *ns, uint64_t now)
 
 void net_arp_announce(struct net_stack *ns, uint64_t now)
 {
-	(void)now;
-	for (size_t i = 0; i < ns->cfg.n_ips; i++) {
-		static const uint8_t zero[6];
+	static const uint8_t zero[6];
+	for (size_t i = 0; i < ns->cfg.n_ips; i++)
 		arp_send(ns, 1, bcast, ns->cfg.ips[i], zero, ns->cfg.ips[i]);
+	/* resolve the gateway ahead of the first burst of connects, whose
+	 * SYNs would otherwise overflow its pending queue */
+	uint32_t gw = ns->cfg.gateway;
+	if (gw && !arp_find(ns, gw)) {
+		struct net_arp_entry *e = arp_alloc(ns, gw, now);
+		e->src_ip = ns->cfg.ips[0];
+		e->state = NET_ARP_INCOMPLETE;
+		e->tries = 1;
+		e->expire_at = now + NET_ARP_RETRY_MS;
+		arp_request(ns, e);
+		arp_recompute_next(ns);
 	}
 }
 

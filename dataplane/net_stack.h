@@ -70,8 +70,10 @@
 #define NET_MAX_IPS 16
 /* Out-of-order bytes buffered per connection before further ones are dropped. */
 #define NET_TCP_OOO_MAX (128 * 1024)
-/* Memory per idle connection, all tables included (bytes; checked in a test). */
-#define NET_TCP_IDLE_BYTES 256
+/* Memory per idle connection, all tables included: a 192-byte TCB, a
+ * 4-byte hash bucket (buckets are max_conns rounded up to a power of two,
+ * so up to 8 bytes) and a 4-byte timer-heap slot. net_tcp.c asserts it. */
+#define NET_TCP_IDLE_BYTES 204
 
 /* tx flags, only with tx_csum_offload. The frame is Ethernet (14 bytes,
  * no VLAN) + IPv4 with a 20-byte header (no options) + TCP/ICMP/ARP.
@@ -128,7 +130,8 @@ void net_stack_input(struct net_stack *ns, const uint8_t *frame, size_t len, uin
 void net_stack_timers(struct net_stack *ns, uint64_t now_ms);
 /* When net_stack_timers next has work (UINT64_MAX if never). */
 uint64_t net_stack_next_timer(const struct net_stack *ns);
-/* Gratuitous ARP for every owned IP (call at start-up and on link up). */
+/* Gratuitous ARP for every owned IP, and an ARP request for the gateway
+ * (call at start-up and on link up). */
 void net_stack_announce(struct net_stack *ns, uint64_t now_ms);
 
 struct net_tcp_handler { /* mirrors transport.h's struct conn_handler */

@@ -614,6 +614,39 @@ static void test_arp(void **state)
 	assert_int_equal(golden_compare("arp"), 0);
 }
 
+static void test_gateway(void **state)
+{
+	(void)state;
+	struct net_stack_config cfg = {0};
+	memcpy(cfg.mac, us_mac, 6);
+	cfg.ips[0] = ip4(US_IP);
+	cfg.n_ips = 1;
+	cfg.prefix_len = 24;
+	cfg.gateway = ip4(PEER_IP);
+	cfg.isn_secret = 5;
+	tout_clear();
+	memset(&ev, 0, sizeof(ev));
+	pcap_begin("gateway");
+	assert_int_equal(net_stack_create(&cfg, test_tx, NULL, &ns), 0);
+	net_stack_announce(ns, now);
+	const struct tframe *g = tout_next(); /* gratuitous */
+	assert_non_null(g);
+	const struct tframe *r = tout_next(); /* who-has gateway */
+	assert_non_null(r);
+	uint32_t gw = ip4(PEER_IP), dst = ip4("198.51.100.7");
+	assert_memory_equal(r->d + 38, &gw, 4);
+	assert_int_equal(net_tcp_connect(ns, 0, 0, dst, PPORT, 5000, now, &handler, &ev, &conn), 0);
+	expect_none(); /* queued behind the gateway's ARP */
+	peer_arp_reply();
+	struct tseg s = expect_tcp();
+	assert_int_equal(s.fl, 0x02);
+	const struct tframe *syn = &tout[tout_rd - 1];
+	assert_memory_equal(syn->d, peer_mac, 6);
+	assert_memory_equal(syn->d + 30, &dst, 4);
+	net_tcp_abort(conn, now);
+	stack_free();
+}
+
 static void test_icmp(void **state)
 {
 	(void)state;
@@ -828,6 +861,7 @@ int main(void)
 		cmocka_unit_test(test_syn_timeout),
 		cmocka_unit_test(test_fin_both_ways_time_wait),
 		cmocka_unit_test(test_arp),
+		cmocka_unit_test(test_gateway),
 		cmocka_unit_test(test_icmp),
 		cmocka_unit_test(test_pmtu),
 		cmocka_unit_test(test_tx_offload),
