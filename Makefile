@@ -95,7 +95,7 @@ fuzz: $(FUZZ_BIN)
 	@./tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_BIN)
 
 e2e: $(BINS)
-	SLUICE_BUILD=$(BUILD) ./tests/netns.sh /usr/bin/python3 -m pytest -q tests/e2e $(PYTEST_ARGS)
+	SLUICE_BUILD=$(BUILD) ./tests/netns.sh /usr/bin/python3 -m pytest -q -rs tests/e2e $(PYTEST_ARGS)
 
 # The DPDK transport alone: the userspace stack's unit tests, then the e2e
 # delivery over a net_tap port. Exits 77 when no TAP port can be made.

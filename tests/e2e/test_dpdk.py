@@ -187,6 +187,7 @@ def test_dpdk_pool_over_lossy_reordering_wire(tmp_path, sink_factory, sluiced_fa
         wire.terminate()
         wire.wait(5)
         sh("ip", "link", "del", "slveth0", check=False)
+    assert d.stop() == 0
     print(f"wire: {stats.read_text() if stats.exists() else '?'}")
     print("retransmits:", metric(m, "sluice_netstack_tcp_retransmits_total"),
           "rto:", metric(m, "sluice_netstack_tcp_rto_timeouts_total"),
