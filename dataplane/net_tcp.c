@@ -607,9 +607,11 @@ static int tcp_xmit(struct net_tcp *c, uint32_t seq, uint8_t fl, uint32_t len, u
 	return net_arp_output(ns, f, flen, c->lip, c->rip, flags, now);
 }
 
+/* A pure ACK carries snd_max (as BSD does): during a go-back-N snd_nxt may
+ * lie below what the peer has, and it would discard the ACK as old. */
 static void send_ack(struct net_tcp *c, uint64_t now)
 {
-	(void)tcp_xmit(c, c->snd_nxt, NET_TH_ACK, 0, now);
+	(void)tcp_xmit(c, c->snd_max, NET_TH_ACK, 0, now);
 }
 
 static bool can_send_data(const struct net_tcp *c)
@@ -1298,6 +1300,13 @@ static void rto_fire(struct net_tcp *c, uint64_t now)
 		return;
 	uint32_t dlen = sb_len(c);
 	if (c->snd_wnd == 0 && dlen) { /* persist: probe the closed window */
+		if (c->backoff >= MAX_BACKOFF && (c->flags & F_USER_CLOSED)) {
+			/* orphaned and the window never opens: give up */
+			tcp_send_raw(ns, c->lip, c->rip, c->lport, c->rport, c->snd_max, c->rcv_nxt,
+				     NET_TH_RST | NET_TH_ACK, now);
+			tcp_reap(c);
+			return;
+		}
 		if (c->backoff < MAX_BACKOFF)
 			c->backoff++;
 		(void)tcp_xmit(c, c->snd_una, NET_TH_ACK, 1, now);
@@ -1509,7 +1518,7 @@ void net_tcp_abort(struct net_tcp *c, uint64_t now_ms)
 			fl |= NET_TH_ACK;
 			ack = c->rcv_nxt;
 		}
-		tcp_send_raw(c->ns, c->lip, c->rip, c->lport, c->rport, c->snd_nxt, ack, fl,
+		tcp_send_raw(c->ns, c->lip, c->rip, c->lport, c->rport, c->snd_max, ack, fl,
 			     now_ms);
 	}
 	tcp_reap(c);
