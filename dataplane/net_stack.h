@@ -32,6 +32,8 @@
  * RFC 1337 (RST ignored in TIME_WAIT), RST for segments to unknown
  * connections, ISNs per RFC 6528 (keyed hash + clock). Keep-alive is off.
  * Nagle is off (TCP_NODELAY semantics: the SMTP client writes whole lines).
+ * Not done: restart-after-idle cwnd reset (RFC 5681 4.1), simultaneous
+ * open, urgent data, IP options on input are skipped, not interpreted.
  *
  * TIME_WAIT lasts time_wait_ms (default 2 s, not 2*MSL = 60 s+): this is an
  * outbound-only appliance whose peers are servers; a 4-tuple in TIME_WAIT
@@ -113,7 +115,9 @@ struct net_stack_config {
 	uint64_t isn_secret;
 };
 
-/* Called for each frame to send; bytes valid only during the call. */
+/* Called for each frame to send; bytes valid only during the call. It may
+ * run inside any net_* call (input, timers, connect, send, close) and must
+ * not call back into the stack. */
 typedef void (*net_tx_fn)(void *ctx, const uint8_t *frame, size_t len, unsigned flags);
 
 /* Validate cfg and allocate the stack with its preallocated tables.
