@@ -103,6 +103,13 @@ void config_defaults(struct sl_config *cfg)
 	cfg->events_path = strdup("/var/log/sluice/events.jsonl");
 	cfg->warmup_clock_scale = 1;
 	set_v4(&cfg->metrics_addr, &cfg->metrics_addr_len, "127.0.0.1", 9025);
+
+	cfg->dpdk.rx_descriptors = 1024;
+	cfg->dpdk.tx_descriptors = 1024;
+	cfg->dpdk.mbufs = 8191;
+	cfg->dpdk.prefix_len = 24;
+	cfg->dpdk.mtu = 1500;
+	cfg->dpdk.max_conns = 65536;
 }
 
 /* ---- the node tree --------------------------------------------------------- */
@@ -343,6 +350,7 @@ static const char *const top_keys[] = {
 	"delivery", "spool",     "dns",     "events", "metrics", "dkim", "shaping",
 	"warmup",
 	"control",
+	"dpdk",
 };
 static const char *const listener_keys[] = {
 	"name", "address", "tls", "relay_networks", "relay_tenant",
@@ -351,7 +359,7 @@ static const char *const tls_keys[] = { "cert", "key" };
 static const char *const tenant_keys[] = { "name",   "username",          "password_hash",
 					   "stream", "pool",              "transactional_pool",
 					   "marketing_pool" };
-static const char *const pool_keys[] = { "name", "ips" };
+static const char *const pool_keys[] = { "name", "ips", "transport" };
 static const char *const ip_keys[] = { "address", "ehlo" };
 static const char *const route_keys[] = { "domain", "host", "port", "require_tls" };
 static const char *const dkim_keys[] = { "domain", "selector", "key", "algorithm" };
@@ -381,6 +389,10 @@ static const char *const events_keys[] = { "path" };
 static const char *const metrics_keys[] = { "address" };
 static const char *const control_keys[] = { "store", "api" };
 static const char *const control_api_keys[] = { "address", "tls_cert", "tls_key" };
+static const char *const dpdk_keys[] = {
+	"eal_args", "port", "rx_descriptors", "tx_descriptors", "mbufs",
+	"gateway",  "prefix_len", "mtu", "max_conns", "capture", "idle_sleep",
+};
 
 #define KEYS(a) a, ARRAY_LEN(a)
 
@@ -392,7 +404,7 @@ static const struct {
 } sections[] = {
 	{ "limits", KEYS(limits_keys) }, { "delivery", KEYS(delivery_keys) },
 	{ "spool", KEYS(spool_keys) },   { "dns", KEYS(dns_keys) },
-	{ "metrics", KEYS(metrics_keys) },
+	{ "metrics", KEYS(metrics_keys) }, { "dpdk", KEYS(dpdk_keys) },
 };
 
 static int key_index(const char *const *keys, size_t n, const char *key)
@@ -1219,6 +1231,22 @@ static int parse_source_ip(struct ctx *c, const struct node *m, struct sl_pool_c
 	return 0;
 }
 
+static int get_transport(struct ctx *c, const struct node *v, enum sl_transport_kind *out)
+{
+	const char *s = NULL;
+	int rc = scalar(c, v, "a transport", &s);
+
+	if (rc)
+		return rc;
+	if (strcmp(s, "uring") == 0)
+		*out = SL_TRANSPORT_URING;
+	else if (strcmp(s, "dpdk") == 0)
+		*out = SL_TRANSPORT_DPDK;
+	else
+		return bad(c, v, "'%s' is not a transport (expected uring or dpdk)", show(c, s));
+	return 0;
+}
+
 static int parse_pool(struct ctx *c, const struct node *m, size_t idx)
 {
 	struct sl_pool_cfg *p = &c->cfg->pools[idx];
@@ -1231,6 +1259,8 @@ static int parse_pool(struct ctx *c, const struct node *m, size_t idx)
 
 		if (key_index(KEYS(pool_keys), m->kids[i]->val) == 0) {
 			rc = get_name(c, v, &p->name);
+		} else if (key_index(KEYS(pool_keys), m->kids[i]->val) == 2) {
+			rc = get_transport(c, v, &p->transport);
 		} else if (!(rc = expect_seq(c, v)) && v->n) {
 			ips = v;
 			p->ips = calloc(v->n, sizeof(*p->ips));
@@ -1729,6 +1759,156 @@ static int parse_control(struct ctx *c, const struct node *m)
 	return rc;
 }
 
+static int parse_eal_args(struct ctx *c, const struct node *v)
+{
+	struct sl_dpdk_cfg *d = &c->cfg->dpdk;
+	int rc = expect_seq(c, v);
+
+	if (rc)
+		return rc;
+	if (v->n == 0)
+		return bad(c, v, "needs at least one EAL argument (e.g. [\"-l\", \"1\", \"-a\", \"0000:03:00.0\"])");
+	d->eal_args = calloc(v->n, sizeof(char *));
+	if (!d->eal_args)
+		return nomem(c);
+	d->n_eal_args = v->n;
+	for (size_t i = 0; i < v->n; i++) {
+		size_t old = path_push(c, "[%zu]", i);
+
+		if ((rc = get_text(c, v->kids[i], &d->eal_args[i])))
+			return rc;
+		path_pop(c, old);
+	}
+	return 0;
+}
+
+/* The DPDK port: a port id or a device name (vdev or PCI address). */
+static int get_dpdk_port(struct ctx *c, const struct node *v, char **dst)
+{
+	const char *s = NULL;
+	int rc = scalar(c, v, "a port id or device name", &s);
+
+	if (rc)
+		return rc;
+	for (const char *p = s; *p; p++)
+		if (!isalnum((unsigned char)*p) && !strchr(":._-", *p))
+			return bad(c, v,
+				   "'%s' is not a port id or device name (e.g. 0, net_tap0 or 0000:03:00.0)",
+				   show(c, s));
+	if (*s == '\0')
+		return bad(c, v, "must not be empty");
+	return dup_str(c, s, dst);
+}
+
+static int get_ipv4(struct ctx *c, const struct node *v, uint32_t *out)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	int rc = get_ip(c, v, &ss, &len);
+
+	if (rc)
+		return rc;
+	if (ss.ss_family != AF_INET)
+		return bad(c, v, "the DPDK transport is IPv4 only (e.g. 198.51.100.1)");
+	*out = ((const struct sockaddr_in *)&ss)->sin_addr.s_addr;
+	return 0;
+}
+
+static int parse_dpdk(struct ctx *c, const struct node *m)
+{
+	struct sl_dpdk_cfg *d = &c->cfg->dpdk;
+	int rc = check_keys(c, m, KEYS(dpdk_keys));
+
+	for (size_t i = 0; !rc && i + 1 < m->n; i += 2) {
+		const struct node *v = m->kids[i + 1];
+		size_t old = path_key(c, m->kids[i]->val);
+
+		switch (key_index(KEYS(dpdk_keys), m->kids[i]->val)) {
+		case 0: rc = parse_eal_args(c, v); break;
+		case 1: rc = get_dpdk_port(c, v, &d->port); break;
+		case 2: rc = get_uint(c, v, 64, 32768, &d->rx_descriptors); break;
+		case 3: rc = get_uint(c, v, 64, 32768, &d->tx_descriptors); break;
+		case 4: rc = get_uint(c, v, 1023, 4194303, &d->mbufs); break;
+		case 5: rc = get_ipv4(c, v, &d->gateway); break;
+		case 6: rc = get_uint(c, v, 1, 32, &d->prefix_len); break;
+		case 7: rc = get_uint(c, v, 576, 9000, &d->mtu); break;
+		case 8: rc = get_uint(c, v, 1, 4194304, &d->max_conns); break;
+		case 9: rc = get_text(c, v, &d->capture); break;
+		case 10: rc = get_duration(c, v, 0, 1 * SEC, &d->idle_sleep_ms); break;
+		}
+		if (!rc)
+			path_pop(c, old);
+	}
+	return rc;
+}
+
+static bool same_subnet(uint32_t a, uint32_t b, unsigned prefix)
+{
+	uint32_t mask = prefix ? htonl(~0u << (32 - prefix)) : 0;
+
+	return ((a ^ b) & mask) == 0;
+}
+
+/* Pools on the DPDK port: the section exists, their IPs are IPv4 and no
+ * kernel pool shares one, and the gateway is on-link. */
+static int check_dpdk(struct ctx *c)
+{
+	struct sl_config *cfg = c->cfg;
+	bool any = false, gw_ok = false;
+
+	for (size_t i = 0; i < cfg->n_pools; i++) {
+		const struct sl_pool_cfg *p = &cfg->pools[i];
+		const struct node *pm = c->pools->kids[i];
+
+		if (p->transport != SL_TRANSPORT_DPDK)
+			continue;
+		any = true;
+		if (!cfg->dpdk.n_eal_args) {
+			path_set(c, "pools[%zu].%s", i, "transport");
+			return bad(c, map_get(pm, "transport"),
+				   "pool '%s' uses the dpdk transport but there is no dpdk.eal_args (see docs/dpdk.md)",
+				   p->name);
+		}
+		for (size_t j = 0; j < p->n_ips; j++) {
+			const struct sockaddr_in *sin = (const void *)&p->ips[j].addr;
+			const struct node *a = map_get(map_get(pm, "ips")->kids[j], "address");
+
+			if (sin->sin_family != AF_INET) {
+				path_set(c, "pools[%zu].%s", i, "ips");
+				return bad(c, a, "pool '%s' uses the dpdk transport, which is IPv4 only",
+					   p->name);
+			}
+			if (cfg->dpdk.gateway &&
+			    same_subnet(sin->sin_addr.s_addr, cfg->dpdk.gateway, cfg->dpdk.prefix_len))
+				gw_ok = true;
+			for (size_t k = 0; k < cfg->n_pools; k++) {
+				const struct sl_pool_cfg *q = &cfg->pools[k];
+
+				if (q->transport == SL_TRANSPORT_DPDK)
+					continue;
+				for (size_t l = 0; l < q->n_ips; l++)
+					if (sockaddr_equal(&q->ips[l].addr, &p->ips[j].addr)) {
+						path_set(c, "pools[%zu].%s", i, "ips");
+						return bad(c, a,
+							   "%s belongs to the DPDK port (pool '%s') and cannot also be a kernel source IP (pool '%s')",
+							   show(c, a->val), p->name, q->name);
+					}
+			}
+		}
+	}
+	if (any && cfg->dpdk.gateway && !gw_ok) {
+		const struct node *dm = map_get(c->root, "dpdk");
+
+		path_pop(c, 0);
+		path_key(c, "dpdk");
+		path_key(c, "gateway");
+		return bad(c, map_get(dm, "gateway"),
+			   "the gateway is not on-link: no dpdk pool IP shares its /%u (dpdk.prefix_len)",
+			   cfg->dpdk.prefix_len);
+	}
+	return 0;
+}
+
 /* List names for a "did you mean" or "known: ..." hint. */
 static void names_hint(char *buf, size_t len, const char *word, const char *const *names, size_t n,
 		       size_t stride, const char *what)
@@ -1827,6 +2007,7 @@ static int parse_root(struct ctx *c, const struct node *root)
 		case 12: rc = parse_shaping(c, v); break;
 		case 13: rc = parse_warmup(c, v); break;
 		case 14: rc = parse_control(c, v); break;
+		case 15: rc = parse_dpdk(c, v); break;
 		}
 		if (rc)
 			return rc;
@@ -1835,7 +2016,10 @@ static int parse_root(struct ctx *c, const struct node *root)
 	if (!c->pools)
 		return fail_at(c, root->line, root->col,
 			       "missing required key 'pools' (at least one pool is required)");
-	return check_refs(c);
+	rc = check_refs(c);
+	if (rc)
+		return rc;
+	return check_dpdk(c);
 }
 
 /* ---- YAML events to nodes ------------------------------------------------------------------ */
@@ -2099,6 +2283,11 @@ void config_free(struct sl_config *cfg)
 	free(cfg->control.api_address);
 	free(cfg->control.api_tls_cert);
 	free(cfg->control.api_tls_key);
+	for (size_t i = 0; i < cfg->dpdk.n_eal_args; i++)
+		free(cfg->dpdk.eal_args[i]);
+	free(cfg->dpdk.eal_args);
+	free(cfg->dpdk.port);
+	free(cfg->dpdk.capture);
 	free(cfg);
 }
 

@@ -63,10 +63,14 @@ struct sl_source_ip_cfg {
 	char *ehlo;                   /* pools[].ips[].ehlo, required */
 };
 
+/* Which stack carries a pool's outbound connections. */
+enum sl_transport_kind { SL_TRANSPORT_URING = 0, SL_TRANSPORT_DPDK = 1 };
+
 struct sl_pool_cfg {
 	char *name;                   /* pools[].name, required, unique */
 	struct sl_source_ip_cfg *ips; /* pools[].ips, at least one */
 	size_t n_ips;
+	enum sl_transport_kind transport; /* pools[].transport: uring | dpdk, default uring */
 };
 
 /* A static route: mail for `domain` goes to host:port instead of its MX. */
@@ -135,6 +139,23 @@ struct sl_control_cfg {
 	char *api_tls_key;
 };
 
+/* The DPDK port that owns the source IPs of every `transport: dpdk` pool
+ * (docs/dpdk.md). Only read when such a pool exists. */
+struct sl_dpdk_cfg {
+	char **eal_args;              /* dpdk.eal_args, required with a dpdk pool: EAL command line */
+	size_t n_eal_args;
+	char *port;                   /* dpdk.port: port id or device name; default NULL = port 0 */
+	unsigned rx_descriptors;      /* dpdk.rx_descriptors, default 1024 */
+	unsigned tx_descriptors;      /* dpdk.tx_descriptors, default 1024 */
+	unsigned mbufs;               /* dpdk.mbufs: packet buffers in the pool, default 8191 */
+	uint32_t gateway;             /* dpdk.gateway: IPv4 next hop, network order; default 0 = none */
+	unsigned prefix_len;          /* dpdk.prefix_len: on-link subnet of the source IPs, default 24 */
+	unsigned mtu;                 /* dpdk.mtu, default 1500 */
+	unsigned max_conns;           /* dpdk.max_conns: TCP connection table size, default 65536 */
+	char *capture;                /* dpdk.capture: pcap file of every frame; default none */
+	uint64_t idle_sleep_ms;       /* dpdk.idle_sleep: loop may sleep this long when quiet; default 0 = busy-poll */
+};
+
 struct sl_config {
 	char *path;                   /* the file this came from */
 	char *hostname;               /* hostname, default gethostname(); used in banner, Received, DSNs */
@@ -151,6 +172,7 @@ struct sl_config {
 	struct sl_delivery_cfg delivery;
 	struct sl_spool_cfg spool;
 	struct sl_dns_cfg dns;
+	struct sl_dpdk_cfg dpdk;
 	char *events_path;            /* events.path, JSON lines; default /var/log/sluice/events.jsonl; "-" = stdout */
 	struct sockaddr_storage metrics_addr; /* metrics.address, default 127.0.0.1:9025 */
 	socklen_t metrics_addr_len;

@@ -76,6 +76,7 @@ struct out_session {
 	struct out_session *next_idle;
 	struct out_session *prev, *next; /* every session of the egress */
 	char site[256];                  /* the remote host name, for logs */
+	struct transport *t;             /* the pool's transport */
 	struct sockaddr_storage src;
 	socklen_t src_len;
 };
@@ -88,6 +89,7 @@ struct egress {
 	struct queue *q;
 	struct tls_ctx *tls;
 	size_t *pool_rr;
+	struct transport **pool_t; /* per pool; NULL = t */
 	unsigned n_sessions;
 	struct out_session *sessions;
 	bool starved;            /* the global connection cap refused a queue */
@@ -469,7 +471,7 @@ static int session_connect(struct out_session *s)
 		return -EHOSTUNREACH;
 	t = &de->targets[s->target];
 	snprintf(s->site, sizeof s->site, "%s", t->host);
-	return transport_connect(s->eg->t, (struct sockaddr *)&s->src, s->src_len,
+	return transport_connect(s->t, (struct sockaddr *)&s->src, s->src_len,
 				 (struct sockaddr *)&t->addr, t->len,
 				 de->shape.connect_timeout_ms, &session_handler, s,
 				 &s->io.conn);
@@ -507,6 +509,7 @@ static int session_start(struct dq_egress *de)
 		return -ENOMEM;
 	s->eg = eg;
 	s->de = de;
+	s->t = eg->pool_t[pi] ? eg->pool_t[pi] : eg->t;
 	s->src = ip->addr;
 	s->src_len = ip->addr_len;
 	s->ehlo = ip->ehlo;
@@ -897,6 +900,7 @@ int egress_create(struct loop *l, struct transport *t, struct resolver *r,
 	eg->res = r;
 	eg->cfg = cfg;
 	eg->pool_rr = calloc(cfg->n_pools ? cfg->n_pools : 1, sizeof *eg->pool_rr);
+	eg->pool_t = calloc(cfg->n_pools ? cfg->n_pools : 1, sizeof *eg->pool_t);
 	eg->c_sessions = metrics_counter(m, "sluice_egress_connections_total",
 					 "Outbound connections opened", "");
 	eg->c_connect_fail = metrics_counter(m, "sluice_egress_connect_failures_total",
@@ -904,7 +908,7 @@ int egress_create(struct loop *l, struct transport *t, struct resolver *r,
 	eg->c_tls = metrics_counter(m, "sluice_egress_starttls_total",
 				    "Outbound sessions that started TLS", "");
 	eg->g_sessions = metrics_gauge(m, "sluice_egress_sessions", "Open outbound sessions", "");
-	if (!eg->pool_rr || !eg->c_sessions || !eg->c_connect_fail || !eg->c_tls ||
+	if (!eg->pool_rr || !eg->pool_t || !eg->c_sessions || !eg->c_connect_fail || !eg->c_tls ||
 	    !eg->g_sessions)
 		goto fail;
 	rc = egress_shaping_setup(eg, err, errlen);
@@ -921,6 +925,7 @@ fail:
 	if (eg->providers)
 		providers_free(eg->providers);
 	free(eg->pool_rr);
+	free(eg->pool_t);
 	free(eg);
 	return rc;
 }
@@ -934,6 +939,12 @@ void egress_kick_all(struct egress *e)
 {
 	if (e->q)
 		queue_foreach_ready(e->q, kick_one, e);
+}
+
+void egress_set_pool_transport(struct egress *e, size_t pool, struct transport *t)
+{
+	if (pool < e->cfg->n_pools)
+		e->pool_t[pool] = t;
 }
 
 void egress_set_queue(struct egress *e, struct queue *q)
@@ -959,6 +970,7 @@ void egress_destroy(struct egress *e)
 	if (e->providers)
 		providers_free(e->providers);
 	free(e->pool_rr);
+	free(e->pool_t);
 	free(e);
 }
 

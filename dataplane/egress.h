@@ -36,6 +36,9 @@ struct metrics;
 int egress_create(struct loop *l, struct transport *t, struct resolver *r,
 		  const struct sl_config *cfg, struct metrics *m, struct egress **out,
 		  char *err, size_t errlen);
+/* Pool number `pool` (index in cfg->pools) connects through t instead of
+ * the transport given to egress_create (e.g. the dpdk transport). */
+void egress_set_pool_transport(struct egress *e, size_t pool, struct transport *t);
 /* The queue is created after egress (it needs egress_kick as its hook). */
 void egress_set_queue(struct egress *e, struct queue *q);
 void egress_destroy(struct egress *e);

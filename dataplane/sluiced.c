@@ -10,7 +10,8 @@
  *
  * One event-loop thread runs ingress, the scheduler, egress, DNS and the
  * metrics endpoint over io_uring; the spool's writer thread does the group
- * commits. SIGTERM/SIGINT stop gracefully: listeners close, messages being
+ * commits. Pools with `transport: dpdk` connect through the DPDK port
+ * (docs/dpdk.md), polled by the same thread, which then busy-polls. SIGTERM/SIGINT stop gracefully: listeners close, messages being
  * committed get their replies, outbound sessions end; everything not yet
  * delivered stays in the spool for the next start. SIGHUP reopens the
  * event log (rotation).
@@ -34,6 +35,7 @@
 #include "supervisor.h"
 #include "store.h"
 #include "tenant_view.h"
+#include "transport_dpdk.h"
 #include "transport_uring.h"
 #include "warmup.h"
 #include "warmup_db.h"
@@ -66,6 +68,7 @@ struct daemon {
 	struct sl_config *cfg;
 	struct loop *loop;
 	struct transport_uring *tu;
+	struct transport_dpdk *td; /* NULL: no pool uses dpdk */
 	struct metrics *metrics;
 	struct events *events;
 	struct spool *spool;
@@ -438,6 +441,8 @@ static void idle_hook(void *arg)
 	struct daemon *d = arg;
 	struct queue_stats st;
 
+	if (d->td)
+		transport_dpdk_poll(d->td);
 	egress_tick(d->egress);
 	supervisor_tick(&d->supervisor, loop_now_ms(d->loop));
 	warm_tick(d);
@@ -452,6 +457,34 @@ static void idle_hook(void *arg)
 		events_flush(d->events);
 		d->events_flushed_ms = loop_now_ms(d->loop);
 	}
+}
+
+/* The DPDK port, when a pool uses it; after the spool and resolver, so
+ * their threads keep the CPU affinity EAL gives this one. */
+static int start_dpdk(struct daemon *d)
+{
+	const struct sl_config *cfg = d->cfg;
+	char err[512] = "";
+	uint8_t mac[6];
+	int rc;
+
+	for (size_t i = 0; i < cfg->n_pools; i++) {
+		if (cfg->pools[i].transport != SL_TRANSPORT_DPDK)
+			continue;
+		if (!d->td) {
+			rc = transport_dpdk_create(d->loop, cfg, d->metrics, &d->td, err, sizeof err);
+			if (rc < 0) {
+				sl_err("%s", err[0] ? err : sl_strerror(rc));
+				return rc;
+			}
+			transport_dpdk_mac(d->td, mac);
+			sl_info("dpdk: port up, MAC %02x:%02x:%02x:%02x:%02x:%02x", mac[0], mac[1],
+				mac[2], mac[3], mac[4], mac[5]);
+		}
+		egress_set_pool_transport(d->egress, i, transport_dpdk_base(d->td));
+		sl_info("pool %s: transport dpdk", cfg->pools[i].name);
+	}
+	return 0;
 }
 
 static int daemon_start(struct daemon *d)
@@ -505,6 +538,8 @@ static int daemon_start(struct daemon *d)
 		sl_err("egress: %s", err[0] ? err : sl_strerror(rc));
 		return rc;
 	}
+	if ((rc = start_dpdk(d)) < 0)
+		return rc;
 	qenv = (struct queue_env){ .loop = d->loop, .spool = d->spool, .events = d->events,
 				   .metrics = d->metrics, .cfg = cfg,
 				   .stuck_age_ms = cfg->delivery.stuck_age_ms,
@@ -591,6 +626,7 @@ static void daemon_stop(struct daemon *d)
 	egress_destroy(d->egress);
 	warmup_gate_destroy(d->gate);
 	warmup_free(d->warmup);
+	transport_dpdk_destroy(d->td);
 	if (d->resolver)
 		resolver_destroy(d->resolver);
 	transport_uring_destroy(d->tu);
@@ -664,7 +700,7 @@ int main(int argc, char **argv)
 	sl_info("sluiced ready: %s", err);
 	supervisor_ready(&d.supervisor, err);
 	while (!stop_requested) {
-		rc = loop_run_once(d.loop, 200);
+		rc = loop_run_once(d.loop, d.td ? transport_dpdk_wait_ms(d.td) : 200);
 		if (rc < 0) {
 			sl_err("event loop: %s", sl_strerror(rc));
 			break;

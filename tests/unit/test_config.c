@@ -452,7 +452,7 @@ static const struct bad_case bad_cases[] = {
 	/* unknown and duplicate keys */
 	{ POOL "listner: 1\n", "t.yaml:5:1: unknown key 'listner' (did you mean 'listeners'?)" },
 	{ POOL "listeners:\n  - name: l\n    adress: 127.0.0.1:25\n", "t.yaml:7:5: unknown key 'adress' in listeners[0] (did you mean 'address'?)" },
-	{ POOL "frobnicate: 1\n", "t.yaml:5:1: unknown key 'frobnicate' (expected one of: hostname, listeners, tenants, pools, routes, limits, delivery, spool, dns, events, metrics, dkim, shaping, warmup, control)" },
+	{ POOL "frobnicate: 1\n", "t.yaml:5:1: unknown key 'frobnicate' (expected one of: hostname, listeners, tenants, pools, routes, limits, delivery, spool, dns, events, metrics, dkim, shaping, warmup, control, dpdk)" },
 	{ POOL "warmup: {schedules: w.yaml, test_clock_scale: 3600}\n", "t.yaml:5:47: warmup.test_clock_scale: test_clock_scale is for tests only (set SLUICE_TEST_CLOCK=1 in the environment to allow it)" },
 	{ POOL "control: {api: {tls_cert: /c.pem}}\n", "t.yaml:5:16: control.api: tls_cert and tls_key go together (both or neither)" },
 	{ POOL "control: {api: {address: 'nowhere'}}\n", "t.yaml:5:26: control.api.address: 'nowhere': not an IP address (expected IPv4:port or [IPv6]:port, e.g. 127.0.0.1:2525)" },
@@ -522,8 +522,61 @@ static const struct bad_case bad_cases[] = {
 	{ POOL "spool: {path: ''}\n", "t.yaml:5:15: spool.path: must not be empty" },
 	{ POOL "spool: {path: \"a\\0b\"}\n", "t.yaml:5:15: spool.path: contains a NUL character" },
 	{ POOL "routes: [{domain: '*.example.com', host: h.example}]\n", "t.yaml:5:19: routes[0].domain: '*.example.com' is not a domain (only exact domains and \"*\" are supported)" },
+	/* the dpdk section and pools on it */
+	{ POOL "dpdk: {ports: 1}\n", "t.yaml:5:8: unknown key 'ports' in dpdk (did you mean 'port'?)" },
+	{ POOL "dpdk: {eal_args: []}\n", "t.yaml:5:18: dpdk.eal_args: needs at least one EAL argument (e.g. [\"-l\", \"1\", \"-a\", \"0000:03:00.0\"])" },
+	{ POOL "dpdk: {eal_args: [-l, 1], mtu: 100}\n", "t.yaml:5:32: dpdk.mtu: 100 is out of range (expected 576-9000)" },
+	{ POOL "dpdk: {eal_args: [-l, 1], gateway: '2001:db8::1'}\n", "t.yaml:5:36: dpdk.gateway: the DPDK transport is IPv4 only (e.g. 198.51.100.1)" },
+	{ POOL "dpdk: {idle_sleep: 2s}\n", "t.yaml:5:20: dpdk.idle_sleep: 2s is out of range (expected 0ms-1s)" },
+	{ POOL "dpdk: {port: 'a b'}\n", "t.yaml:5:14: dpdk.port: 'a b' is not a port id or device name (e.g. 0, net_tap0 or 0000:03:00.0)" },
+	{ "pools:\n  - name: p\n    transport: kernel\n    ips: [{address: 198.51.100.10, ehlo: a.b}]\n", "t.yaml:3:16: pools[0].transport: 'kernel' is not a transport (expected uring or dpdk)" },
+	{ "pools:\n  - name: p\n    transport: dpdk\n    ips: [{address: 198.51.100.10, ehlo: a.b}]\n", "t.yaml:3:16: pools[0].transport: pool 'p' uses the dpdk transport but there is no dpdk.eal_args (see docs/dpdk.md)" },
+	{ "pools:\n  - name: p\n    transport: dpdk\n    ips: [{address: '2001:db8::10', ehlo: a.b}]\ndpdk: {eal_args: [-l, 1]}\n", "t.yaml:4:21: pools[0].ips: pool 'p' uses the dpdk transport, which is IPv4 only" },
+	{ "pools:\n  - name: k\n    ips: [{address: 198.51.100.10, ehlo: a.b}]\n  - name: p\n    transport: dpdk\n    ips: [{address: 198.51.100.10, ehlo: a.b}]\ndpdk: {eal_args: [-l, 1]}\n", "t.yaml:6:21: pools[1].ips: 198.51.100.10 belongs to the DPDK port (pool 'p') and cannot also be a kernel source IP (pool 'k')" },
+	{ "pools:\n  - name: p\n    transport: dpdk\n    ips: [{address: 198.51.100.10, ehlo: a.b}]\ndpdk: {eal_args: [-l, 1], gateway: 203.0.113.1}\n", "t.yaml:5:36: dpdk.gateway: the gateway is not on-link: no dpdk pool IP shares its /24 (dpdk.prefix_len)" },
 	{ POOL "routes: [{domain: example.com, host: 'h.example:2525'}]\n", "t.yaml:5:38: routes[0].host: 'h.example:2525' is not an IP address or host name (put the port in 'port'; write IPv6 without brackets)" },
 };
+
+static void test_dpdk(void **state)
+{
+	struct sl_config *cfg = load_ok(POOL);
+
+	(void)state;
+	assert_int_equal(cfg->pools[0].transport, SL_TRANSPORT_URING);
+	assert_int_equal(cfg->dpdk.n_eal_args, 0);
+	assert_null(cfg->dpdk.port);
+	assert_int_equal(cfg->dpdk.rx_descriptors, 1024);
+	assert_int_equal(cfg->dpdk.tx_descriptors, 1024);
+	assert_int_equal(cfg->dpdk.mbufs, 8191);
+	assert_int_equal(cfg->dpdk.gateway, 0);
+	assert_int_equal(cfg->dpdk.prefix_len, 24);
+	assert_int_equal(cfg->dpdk.mtu, 1500);
+	assert_int_equal(cfg->dpdk.max_conns, 65536);
+	assert_null(cfg->dpdk.capture);
+	assert_int_equal(cfg->dpdk.idle_sleep_ms, 0);
+	config_free(cfg);
+
+	cfg = load_ok(POOL "  - name: fast\n    transport: dpdk\n"
+			   "    ips: [{address: 198.51.100.20, ehlo: fast.example.com}]\n"
+			   "dpdk:\n  eal_args: [--no-huge, --vdev=net_tap0]\n  port: net_tap0\n"
+			   "  rx_descriptors: 512\n  tx_descriptors: 256\n  mbufs: 4095\n"
+			   "  gateway: 198.51.100.1\n  prefix_len: 25\n  mtu: 9000\n"
+			   "  max_conns: 1000\n  capture: /tmp/x.pcapng\n  idle_sleep: 2ms\n");
+	assert_int_equal(cfg->pools[1].transport, SL_TRANSPORT_DPDK);
+	assert_int_equal(cfg->dpdk.n_eal_args, 2);
+	assert_string_equal(cfg->dpdk.eal_args[1], "--vdev=net_tap0");
+	assert_string_equal(cfg->dpdk.port, "net_tap0");
+	assert_int_equal(cfg->dpdk.rx_descriptors, 512);
+	assert_int_equal(cfg->dpdk.tx_descriptors, 256);
+	assert_int_equal(cfg->dpdk.mbufs, 4095);
+	assert_int_equal(cfg->dpdk.gateway, inet_addr("198.51.100.1"));
+	assert_int_equal(cfg->dpdk.prefix_len, 25);
+	assert_int_equal(cfg->dpdk.mtu, 9000);
+	assert_int_equal(cfg->dpdk.max_conns, 1000);
+	assert_string_equal(cfg->dpdk.capture, "/tmp/x.pcapng");
+	assert_int_equal(cfg->dpdk.idle_sleep_ms, 2);
+	config_free(cfg);
+}
 
 static void test_errors(void **state)
 {
@@ -575,6 +628,7 @@ int main(void)
 		cmocka_unit_test(test_values),         cmocka_unit_test(test_route_for),
 		cmocka_unit_test(test_parse_helpers),  cmocka_unit_test(test_cidr_contains),
 		cmocka_unit_test(test_errors),         cmocka_unit_test(test_error_buffer),
+		cmocka_unit_test(test_dpdk),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
