@@ -7,6 +7,8 @@
 #include "message.h"
 #include "metrics.h"
 #include "queue.h"
+#include "quota.h"
+#include "tenant_view.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -21,8 +23,18 @@ struct accept {
 	struct offload *offload;
 	struct loop_op op_offload;
 	uint64_t offload_ev;
-	uint64_t *c_signed, *c_sign_fail;
+	uint64_t *c_signed, *c_sign_fail, *c_quota;
+	struct quota *quota;
 };
+
+bool accept_quota_over(struct accept *acc, const char *tenant, char *why, size_t whylen)
+{
+	const struct tenant_view_entry *e =
+		acc->env.tenants ? tenant_view_find(*acc->env.tenants, tenant) : NULL;
+
+	return e && quota_over(acc->quota, tenant, e->quota_hour, e->quota_day, loop_wall_ms(), why,
+			       whylen);
+}
 
 const char *accept_stream_name(int stream)
 {
@@ -138,6 +150,11 @@ int accept_submit(struct accept *acc, struct accept_msg *am)
 
 	if (!am->n_rcpts)
 		return -EINVAL;
+	if (accept_quota_over(acc, t->name, am->refusal, sizeof am->refusal)) {
+		(*acc->c_quota)++;
+		return ACCEPT_EQUOTA;
+	}
+	quota_count(acc->quota, t->name, now);
 	am->acc = acc;
 	am->waiter.done = on_put_done;
 	am->out = (struct sl_buf){ 0 };
@@ -266,7 +283,9 @@ int accept_create(const struct accept_env *env, struct accept **out, char *err, 
 					"Messages DKIM-signed at acceptance", "");
 	acc->c_sign_fail = metrics_counter(env->metrics, "sluice_dkim_failures_total",
 					   "Messages whose DKIM signing failed (answered 451)", "");
-	if (!acc->c_signed || !acc->c_sign_fail)
+	acc->c_quota = metrics_counter(env->metrics, "sluice_quota_refusals_total",
+				       "Messages refused because the tenant's quota was used up", "");
+	if (!acc->c_signed || !acc->c_sign_fail || !acc->c_quota || quota_create(&acc->quota) < 0)
 		goto fail;
 	rc = accept_dkim_setup(acc, err, errlen);
 	if (rc < 0)
@@ -287,5 +306,6 @@ void accept_destroy(struct accept *acc)
 		offload_destroy(acc->offload); /* runs sign_done: -ECANCELED */
 	if (acc->signer)
 		dkim_signer_destroy(acc->signer);
+	quota_destroy(acc->quota);
 	free(acc);
 }

@@ -24,6 +24,10 @@
  *
  * done never runs before accept_submit returned.
  *
+ * Quotas: a tenant over its hourly or daily quota (control store, see
+ * quota.h) is refused by accept_submit itself with ACCEPT_EQUOTA and the
+ * reason in am->refusal; callers answer it as a temporary failure.
+ *
  * Errors passed to done: SL_ETOOBIG / -ENOSPC (spool full), SL_ESPOOL,
  * -ECANCELED (accept_destroy while signing), ACCEPT_ESIGN (DKIM failed),
  * -ENOMEM.
@@ -31,6 +35,7 @@
 #ifndef SL_ACCEPT_H
 #define SL_ACCEPT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -47,6 +52,10 @@ struct metrics;
 
 /* done's result when DKIM signing failed (answered 451 / 500). */
 #define ACCEPT_ESIGN (-EKEYREJECTED)
+/* accept_submit's result when the tenant's quota is used up. */
+#define ACCEPT_EQUOTA (-EDQUOT)
+
+struct tenant_view;
 
 struct accept_env {
 	struct loop *loop;
@@ -54,6 +63,8 @@ struct accept_env {
 	struct queue *queue;
 	struct metrics *metrics;
 	const struct sl_config *cfg;
+	/* The daemon's current tenant view (quotas), or NULL: no quotas. */
+	struct tenant_view *const *tenants;
 };
 
 struct accept_msg {
@@ -72,7 +83,8 @@ struct accept_msg {
 	const char *received_with;  /* e.g. "ESMTPSA", "HTTP" */
 	const char *received_comment; /* e.g. "using TLSv1.3 TLS_AES_256_GCM_SHA384", or NULL */
 	void (*done)(struct accept_msg *am, int result); /* loop thread */
-	/* out, valid in done */
+	/* out, valid in done; refusal also after ACCEPT_EQUOTA */
+	char refusal[128];
 	uint64_t id;
 	char message_id[256];
 	/* internal */
@@ -96,8 +108,11 @@ void accept_destroy(struct accept *acc);
 
 /* Start accepting am. 0: done will be called (maybe before this returns);
  * negative: done will not be called (-ENOMEM, -EPIPE spool closing,
- * -EINVAL no recipients). */
+ * -EINVAL no recipients, ACCEPT_EQUOTA quota used up: am->refusal says
+ * which). */
 int accept_submit(struct accept *acc, struct accept_msg *am);
+/* Is tenant over its quota now? why gets the reason when it is. */
+bool accept_quota_over(struct accept *acc, const char *tenant, char *why, size_t whylen);
 
 /* "transactional" / "marketing" */
 const char *accept_stream_name(int stream);

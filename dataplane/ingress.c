@@ -169,11 +169,17 @@ static const struct tenant_refusal *session_refusal(struct in_session *s)
 static void session_policy(struct in_session *s)
 {
 	const struct tenant_refusal *r = session_refusal(s);
+	const struct sl_tenant_cfg *t;
+	char why[128], text[192];
 
-	if (r)
+	if (r) {
 		smtp_server_set_mail_refusal(s->srv, r->smtp_code, r->enhanced, r->text);
-	else
+	} else if ((t = session_tenant(s)) && accept_quota_over(s->in->acc, t->name, why, sizeof why)) {
+		snprintf(text, sizeof text, "Tenant %s: %s, try again later", t->name, why);
+		smtp_server_set_mail_refusal(s->srv, 451, "4.7.1", text);
+	} else {
 		smtp_server_set_mail_refusal(s->srv, 0, NULL, NULL);
+	}
 }
 
 static int session_accept_message(struct in_session *s, const struct smtp_server_message *m)
@@ -272,7 +278,13 @@ static void session_drive(struct in_session *s)
 			break;
 		case SMTP_SERVER_EV_MESSAGE:
 			rc = session_accept_message(s, &ev.msg);
-			if (rc < 0)
+			if (rc == ACCEPT_EQUOTA) {
+				char text[192];
+
+				snprintf(text, sizeof text, "Tenant %s: %s, try again later",
+					 session_tenant(s)->name, s->am.refusal);
+				smtp_server_message_result(s->srv, 451, "4.7.1", text);
+			} else if (rc < 0)
 				smtp_server_message_result(s->srv, 451, "4.3.0",
 							   "Local error in processing, try again later");
 			break;
@@ -430,7 +442,8 @@ int ingress_create(const struct ingress_env *env, struct ingress **out, char *er
 	    !in->g_sessions)
 		goto fail;
 	acc_env = (struct accept_env){ .loop = env->loop, .spool = env->spool,
-				       .queue = env->queue, .metrics = env->metrics, .cfg = cfg };
+				       .queue = env->queue, .metrics = env->metrics, .cfg = cfg,
+				       .tenants = env->tenants };
 	rc = accept_create(&acc_env, &in->acc, err, errlen);
 	if (rc < 0)
 		goto fail;

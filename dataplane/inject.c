@@ -659,8 +659,9 @@ int inject_submit(struct accept *acc, struct inject_batch *b, const char *tenant
 		if (rc < 0) {
 			b->pending--;
 			m->status = INJECT_REJECTED;
-			m->reason = rc == -EPIPE ? "shutting down, try again later" :
-						   "local error, try again later";
+			m->reason = rc == -EPIPE        ? "shutting down, try again later" :
+				    rc == ACCEPT_EQUOTA ? "tenant quota used up, try again later" :
+							  "local error, try again later";
 		}
 	}
 	if (--b->pending == 0)

@@ -48,6 +48,8 @@ int tenant_view_load(struct store *st, struct tenant_view **out)
 			memcpy(e->name, page[i].name, sizeof e->name);
 			e->state = page[i].state;
 			e->default_stream = page[i].default_stream;
+			e->quota_hour = page[i].quota_hour;
+			e->quota_day = page[i].quota_day;
 			for (int s = 0; s < STORE_STREAMS; s++)
 				memcpy(e->pool[s], page[i].streams[s].pool, sizeof e->pool[s]);
 		}

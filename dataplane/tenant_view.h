@@ -4,7 +4,7 @@
  * The control store (control/store.h) is the truth about tenants, but the
  * data path must not read LMDB per message. A tenant_view is an immutable
  * copy of what the data path needs (name, lifecycle state, default stream,
- * pool per stream), loaded from the store on any thread and then handed to
+ * pool per stream, quotas), loaded from the store on any thread and then handed to
  * the loop thread, which swaps its current pointer and frees the old view
  * (sluiced posts the swap through its mailbox, so the loop thread is the
  * only reader and nothing is freed under it).
@@ -32,6 +32,7 @@ struct tenant_view_entry {
 	enum tenant_state state;
 	uint8_t default_stream;                       /* enum sl_stream */
 	char pool[STORE_STREAMS][STORE_NAME_MAX + 1]; /* "" = the default pool */
+	uint64_t quota_hour, quota_day;               /* messages; 0 = none (quota.h) */
 };
 
 /* Read every tenant of st into a new view (caller frees). Any thread. */
