@@ -79,7 +79,11 @@ build-fuzz/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -c -o $@ $<
 build-fuzz/obj/dataplane/transport_dpdk.o: FUZZ_CFLAGS += $(DPDK_CFLAGS)
-build-fuzz/%: tests/fuzz/%.c $(LIB_SRC:%.c=build-fuzz/obj/%.o)
+# An archive, so each target links only the objects it uses (and make
+# keeps the objects instead of treating them as intermediate).
+build-fuzz/libsluice.a: $(LIB_SRC:%.c=build-fuzz/obj/%.o)
+	$(AR) rcs $@ $^
+build-fuzz/%: tests/fuzz/%.c build-fuzz/libsluice.a
 	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
 
 deps:
