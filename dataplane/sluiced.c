@@ -13,7 +13,9 @@
  * commits. SIGTERM/SIGINT stop gracefully: listeners close, messages being
  * committed get their replies, outbound sessions end; everything not yet
  * delivered stays in the spool for the next start. SIGHUP reopens the
- * event log (rotation).
+ * event log (rotation) and reloads the shaping rules, the providers table
+ * and the warm-up schedules (each checked in full first: a bad file keeps
+ * the old rules and logs FILE:LINE).
  */
 #include "api.h"
 #include "api_dataplane.h"
@@ -84,6 +86,7 @@ struct daemon {
 	struct warmup_gate *gate;
 	struct warmup_db *wdb;
 	uint64_t warm_flushed_ms, warm_polled_ms, warm_applied;
+	uint64_t warm_origin_wall, warm_origin_mono; /* the warm-up clock's start */
 	/* The control plane (control: section). */
 	struct mailbox *mailbox;
 	struct store *store;
@@ -307,6 +310,8 @@ static int warm_start(struct daemon *d)
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	mono = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 	wall = loop_wall_ms();
+	d->warm_origin_wall = wall;
+	d->warm_origin_mono = mono;
 	rc = warmup_gate_create(d->warmup, cfg, cfg->warmup_clock_scale, wall, mono, &d->gate);
 	if (rc < 0)
 		return rc;
@@ -331,6 +336,74 @@ static int warm_start(struct daemon *d)
 			(unsigned long long)mono);
 	sl_info("warm-up: %zu saved state(s) from %s", n, path);
 	return 0;
+}
+
+/* SIGHUP: the warm-up schedules again. The new gate takes over every
+ * state of the old one (days, today's and this hour's counts, pauses) on
+ * the same clock; a file that does not load keeps the old schedules. */
+static void warm_reload(struct daemon *d)
+{
+	struct warmup_config *wc;
+	struct warmup_gate *g;
+	struct warmup_record *r = NULL;
+	size_t n, got = 0;
+	char err[1024] = "";
+	int rc;
+
+	if (!d->gate || !d->cfg->warmup_schedules)
+		return;
+	rc = warmup_load(d->cfg->warmup_schedules, &wc, err, sizeof err);
+	if (rc < 0) {
+		sl_err("reload: %s (keeping the old warm-up schedules)",
+		       err[0] ? err : sl_strerror(rc));
+		return;
+	}
+	rc = warmup_gate_create(wc, d->cfg, d->cfg->warmup_clock_scale, d->warm_origin_wall,
+				d->warm_origin_mono, &g);
+	if (rc < 0) {
+		sl_err("reload: warm-up: %s (keeping the old schedules)", sl_strerror(rc));
+		warmup_free(wc);
+		return;
+	}
+	n = warmup_gate_count(d->gate);
+	if (n && (r = calloc(n, sizeof *r)))
+		got = warmup_gate_export(d->gate, warmup_gate_clock(d->gate, loop_now_ms(d->loop)),
+					 true, r, n);
+	if (n && !r) {
+		sl_err("reload: warm-up: %s (keeping the old schedules)", sl_strerror(-ENOMEM));
+		warmup_gate_destroy(g);
+		warmup_free(wc);
+		return;
+	}
+	/* The export cleared the change marks: the states are written with
+	 * the new gate's next flush (restore marks nothing), so save now. */
+	if (got && (rc = warmup_db_put_states(d->wdb, r, got)) < 0)
+		sl_err("warm-up state: %s", sl_strerror(rc));
+	for (size_t i = 0; i < got; i++)
+		warmup_gate_restore(g, &r[i]);
+	free(r);
+	egress_set_warmup(d->egress, g);
+	warmup_gate_destroy(d->gate);
+	warmup_free(d->warmup);
+	d->gate = g;
+	d->warmup = wc;
+	sl_info("reload: warm-up schedules from %s", d->cfg->warmup_schedules);
+}
+
+/* SIGHUP: shaping rules, providers, warm-up schedules. */
+static void daemon_reload(struct daemon *d)
+{
+	char err[1024] = "";
+	int rc;
+
+	rc = egress_reload(d->egress, err, sizeof err);
+	if (rc < 0)
+		sl_err("reload: %s (keeping the old shaping rules)", err[0] ? err : sl_strerror(rc));
+	else
+		sl_info("reload: shaping rules %s, providers %s",
+			d->cfg->shaping_rules ? d->cfg->shaping_rules : "(none)",
+			d->cfg->shaping_providers ? d->cfg->shaping_providers : "(none)");
+	warm_reload(d);
 }
 
 /* --- the tenant view --------------------------------------------------- */
@@ -667,9 +740,11 @@ int main(int argc, char **argv)
 			sl_err("event loop: %s", sl_strerror(rc));
 			break;
 		}
-		if (reopen_requested && d.events) {
+		if (reopen_requested) {
 			reopen_requested = 0;
-			events_reopen(d.events);
+			if (d.events)
+				events_reopen(d.events);
+			daemon_reload(&d);
 		}
 	}
 	sl_info("sluiced stopping");
