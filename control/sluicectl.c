@@ -21,6 +21,7 @@
 #include "cmd_bounce.h"
 #include "cmd_audit.h"
 #include "cmd_dkim.h"
+#include "cmd_ip.h"
 #include "cmd_shaping.h"
 #include "cmd_warmup.h"
 #include "cmd_tenant.h"
@@ -57,6 +58,7 @@ static int usage(FILE *f, int rc)
 		   "                          tenants over the admin API (sluicectl tenant --help)\n"
 		   "  token list|create|revoke  admin API tokens (sluicectl token --help)\n"
 		   "  audit [--tenant T]      the audit log (sluicectl audit --help)\n"
+		   "  ip list [--json]        source IPs: EHLO, rDNS, FCrDNS check, warm-up\n"
 		   "  help                    this text\n");
 	return rc;
 }
@@ -199,6 +201,8 @@ int main(int argc, char **argv)
 		return cmd_token(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "audit"))
 		return cmd_audit(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "ip"))
+		return cmd_ip(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "setup")) {
 		/* The first-boot wizard lives with the appliance image. */
 		argv[1] = "/usr/sbin/sluice-setup";

@@ -24,7 +24,9 @@
 #include "egress.h"
 #include "err.h"
 #include "events.h"
+#include "fcrdns.h"
 #include "ingress.h"
+#include "json.h"
 #include "log.h"
 #include "loop.h"
 #include "mailbox.h"
@@ -41,6 +43,7 @@
 #include "warmup_db.h"
 #include "warmup_gate.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
 #include <poll.h>
@@ -85,6 +88,7 @@ struct daemon {
 	struct warmup_config *warmup;
 	struct warmup_gate *gate;
 	struct warmup_db *wdb;
+	struct fcrdns *fcrdns; /* rDNS of the source IPs, checked at start */
 	uint64_t warm_flushed_ms, warm_polled_ms, warm_applied;
 	uint64_t warm_origin_wall, warm_origin_mono; /* the warm-up clock's start */
 	/* The control plane (control: section). */
@@ -406,6 +410,56 @@ static void daemon_reload(struct daemon *d)
 	warm_reload(d);
 }
 
+/* --- source IPs: forward-confirmed rDNS, `sluicectl ip list` ----------- */
+
+static void fcrdns_done(void *ctx, const struct fcrdns_result *r)
+{
+	(void)ctx;
+	if (r->status == FCRDNS_OK)
+		sl_info("rDNS of %s (pool %s): %s, forward-confirmed", r->ip, r->pool, r->rdns);
+	else
+		sl_warn("rDNS of %s (pool %s, EHLO %s): %s: %s", r->ip, r->pool, r->ehlo,
+			fcrdns_status_name(r->status), r->why);
+}
+
+/* api_dataplane.ips_json, on the loop thread. */
+static int ips_json(void *daemon, struct sl_buf *out)
+{
+	struct daemon *d = daemon;
+
+	sl_buf_append(out, "[", 1);
+	for (size_t i = 0; i < fcrdns_count(d->fcrdns); i++) {
+		const struct fcrdns_result *r = fcrdns_get(d->fcrdns, i);
+		const struct warmup_ip *w = d->warmup ? warmup_ip_for(d->warmup, r->ip) : NULL;
+		char warm[128] = "none";
+		struct json_obj o;
+
+		if (w) {
+			time_t t = (time_t)(w->start_ms / 1000);
+			struct tm tm;
+
+			gmtime_r(&t, &tm);
+			snprintf(warm, sizeof warm, "%s from %04d-%02d-%02d",
+				 warmup_curve_for(w->schedule, NULL)->schedule,
+				 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
+		}
+		if (i)
+			sl_buf_append(out, ",", 1);
+		json_obj_begin(&o, out);
+		json_obj_str(&o, "pool", r->pool);
+		json_obj_str(&o, "ip", r->ip);
+		json_obj_str(&o, "ehlo", r->ehlo);
+		json_obj_str(&o, "rdns", r->rdns);
+		json_obj_str(&o, "fcrdns", fcrdns_status_name(r->status));
+		json_obj_str(&o, "why", r->why);
+		json_obj_str(&o, "transport", strchr(r->ip, ':') ? "tcp6" : "tcp4");
+		json_obj_str(&o, "warmup", warm);
+		if (json_obj_end(&o) < 0)
+			return -ENOMEM;
+	}
+	return sl_buf_append(out, "]", 1) < 0 ? -ENOMEM : 0;
+}
+
 /* --- the tenant view --------------------------------------------------- */
 
 static bool view_may_deliver(void *ctx, const char *tenant)
@@ -491,7 +545,7 @@ static int api_begin(struct daemon *d)
 	int rc;
 
 	d->dp = (struct api_dataplane){ .accept = ingress_accept(d->ingress), .queue = d->queue,
-					.cfg = d->cfg, .daemon = d };
+					.cfg = d->cfg, .daemon = d, .ips_json = ips_json };
 	ac = (struct api_config){ .address = ctl->api_address, .tls_cert = ctl->api_tls_cert,
 				  .tls_key = ctl->api_tls_key, .mailbox = d->mailbox,
 				  .daemon = &d->dp, .tenant_changed = tenant_changed };
@@ -595,6 +649,8 @@ static int daemon_start(struct daemon *d)
 	d->op_dns.cb = on_dns_event;
 	arm_spool_read(d);
 	arm_dns_poll(d);
+	if ((rc = fcrdns_start(d->resolver, cfg, fcrdns_done, d, &d->fcrdns)) < 0)
+		return rc;
 	rc = queue_recover(d->queue);
 	if (rc < 0) {
 		sl_err("spool %s: recovering the queue: %s", cfg->spool.path, sl_strerror(rc));
@@ -662,6 +718,7 @@ static void daemon_stop(struct daemon *d)
 	egress_destroy(d->egress);
 	warmup_gate_destroy(d->gate);
 	warmup_free(d->warmup);
+	fcrdns_destroy(d->fcrdns);
 	if (d->resolver)
 		resolver_destroy(d->resolver);
 	transport_uring_destroy(d->tu);

@@ -163,3 +163,37 @@ def test_sighup_reloads_shaping(tmp_path, sink_factory, sluiced_factory):
                        30, "connections")
     after = [c for c in conns if c["open"] >= new[0] - 1]
     assert max_concurrent(after) <= 3
+
+
+def test_fcrdns_checked_at_start(tmp_path, sluiced_factory):
+    """Each pool IP's PTR must name its EHLO host, which must resolve back
+    to it: 198.51.100.10 does; 198.51.100.11's EHLO host resolves elsewhere;
+    198.51.100.12 has no PTR. Mismatches are warnings, shown by
+    `sluicectl ip list`."""
+    import subprocess
+    from conftest import SLUICECTL
+    d = sluiced_factory(api=True, pools={"x": ["198.51.100.12"]}).start()
+    err = d.dir / "sluiced.err"
+    wait_until(lambda: err.read_text().count("rDNS of") >= 3, 20, "rDNS checks logged")
+    log = err.read_text()
+    assert "rDNS of 198.51.100.10 (pool default): mta1.sluice.test, forward-confirmed" in log
+    assert "198.51.100.11 (pool default, EHLO mta2.sluice.test): mismatch" in log
+    assert "198.51.100.12 (pool x, EHLO x.sluice.test): mismatch: no PTR record" in log
+    st, body = d.api("GET", "/v1/ips")
+    assert st == 200, body
+    by_ip = {i["ip"]: i for i in body["items"]}
+    assert by_ip["198.51.100.10"]["fcrdns"] == "ok"
+    assert by_ip["198.51.100.10"]["rdns"] == "mta1.sluice.test"
+    assert by_ip["198.51.100.11"]["fcrdns"] == "mismatch"
+    assert by_ip["198.51.100.12"]["fcrdns"] == "mismatch"
+    assert by_ip["198.51.100.12"]["pool"] == "x"
+    env = dict(os.environ, SLUICE_API=d.api_url, SLUICE_TOKEN=d.admin_token)
+    out = subprocess.run([str(SLUICECTL), "ip", "list"], capture_output=True, text=True,
+                         env=env, timeout=30)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0].split()[:6] == ["POOL", "IP", "EHLO", "RDNS", "FCRDNS", "TRANSPORT"]
+    row = next(l for l in lines if "198.51.100.10" in l).split()
+    assert row[:6] == ["default", "198.51.100.10", "mta1.sluice.test", "mta1.sluice.test",
+                       "ok", "tcp4"]
+    assert any("198.51.100.11" in l and "mismatch" in l for l in lines)
