@@ -104,6 +104,7 @@ struct sink {
 	pthread_mutex_t rate_lock;
 	int save_dir_fd; /* -1 without -o */
 	int log_fd;      /* -1 without -L */
+	int conn_log_fd; /* -1 without --conn-log */
 	const char *stats_path;
 	struct tls_ctx *tls;
 	bool quiet;
@@ -215,6 +216,7 @@ struct conn {
 	struct sl_buf msg;  /* message bytes kept for -o / Message-ID */
 	struct sl_buf helo, from, rcpt_json;
 	struct __kernel_timespec delay_ts;
+	struct timespec opened, last_in; /* accept, last bytes received */
 };
 
 static inline uint64_t tag(void *p, enum op op)
@@ -1009,9 +1011,39 @@ static void session_start(struct conn *c)
 
 /* ---- connections: io_uring plumbing ------------------------------------- */
 
+/* --conn-log: one JSON line per connection when it ends: when it was
+ * accepted ("open") and when its client last sent anything ("last"), so
+ * [open, last] lies inside the time the client held the connection and
+ * overlaps between them never overstate the client's concurrency. */
+static void conn_log(struct conn *c)
+{
+	char src[INET6_ADDRSTRLEN + 8], dst[INET6_ADDRSTRLEN + 8], line[512];
+	int n;
+
+	if (c->w->sink->conn_log_fd < 0)
+		return;
+	conn_peer(c);
+	conn_local(c);
+	addr_format(&c->peer, false, src, sizeof src);
+	addr_format(&c->local, true, dst, sizeof dst);
+	if (!c->last_in.tv_sec)
+		c->last_in = c->opened;
+	n = snprintf(line, sizeof line,
+		     "{\"open\":%lld.%06ld,\"last\":%lld.%06ld,\"src\":\"%s\","
+		     "\"dst\":\"%s\",\"messages\":%u}\n",
+		     (long long)c->opened.tv_sec, c->opened.tv_nsec / 1000,
+		     (long long)c->last_in.tv_sec, c->last_in.tv_nsec / 1000, src, dst,
+		     c->msgs);
+	/* One write of one line to an O_APPEND file: lines never interleave. */
+	if (n > 0 && write(c->w->sink->conn_log_fd, line, (size_t)n) < 0)
+		sl_err("conn-log: %s", strerror(errno));
+}
+
 static void conn_destroy(struct conn *c)
 {
 	struct worker *w = c->w;
+
+	conn_log(c);
 
 	if (c->prev)
 		c->prev->next = c->next;
@@ -1171,6 +1203,8 @@ static void on_recv(struct worker *w, struct conn *c, struct io_uring_cqe *cqe)
 	}
 	bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
 	buf = w->bufs + (size_t)bid * SINK_BUF_SIZE;
+	if (w->sink->conn_log_fd >= 0)
+		clock_gettime(CLOCK_REALTIME, &c->last_in);
 	if (c->tls)
 		conn_tls_input(c, buf, (size_t)cqe->res);
 	else
@@ -1242,6 +1276,8 @@ static void on_accept(struct worker *w, struct listener *l,
 	c->w = w;
 	c->lis = l;
 	c->fd = fd;
+	if (w->sink->conn_log_fd >= 0)
+		clock_gettime(CLOCK_REALTIME, &c->opened);
 	c->next = w->conns;
 	if (w->conns)
 		w->conns->prev = c;
@@ -1582,6 +1618,8 @@ static void usage(FILE *f)
 		"certificate and key\n"
 		"      --stats FILE         JSON counters, rewritten every "
 		"second, on SIGUSR1 and at exit\n"
+		"      --conn-log FILE      append one JSON line per connection "
+		"when it ends\n"
 		"  -t, --threads N          event loops (SO_REUSEPORT), "
 		"default 1\n"
 		"  -n, --hostname NAME      name in the banner and EHLO reply\n"
@@ -1592,7 +1630,7 @@ static void usage(FILE *f)
 		"ready.\n");
 }
 
-enum { OPT_TLS_CERT = 256, OPT_TLS_KEY, OPT_STATS, OPT_SEED, OPT_CHECK };
+enum { OPT_TLS_CERT = 256, OPT_TLS_KEY, OPT_STATS, OPT_SEED, OPT_CHECK, OPT_CONN_LOG };
 
 static int parse_args(struct sink *s, int argc, char **argv,
 		      const char **rules_path, const char **cert,
@@ -1607,6 +1645,7 @@ static int parse_args(struct sink *s, int argc, char **argv,
 		{ "tls-cert", required_argument, NULL, OPT_TLS_CERT },
 		{ "tls-key", required_argument, NULL, OPT_TLS_KEY },
 		{ "stats", required_argument, NULL, OPT_STATS },
+		{ "conn-log", required_argument, NULL, OPT_CONN_LOG },
 		{ "threads", required_argument, NULL, 't' },
 		{ "hostname", required_argument, NULL, 'n' },
 		{ "seed", required_argument, NULL, OPT_SEED },
@@ -1658,6 +1697,15 @@ static int parse_args(struct sink *s, int argc, char **argv,
 			break;
 		case OPT_STATS:
 			s->stats_path = optarg;
+			break;
+		case OPT_CONN_LOG:
+			s->conn_log_fd = open(optarg, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
+					      0644);
+			if (s->conn_log_fd < 0) {
+				fprintf(stderr, "sluice-sink: --conn-log %s: %s\n", optarg,
+					strerror(errno));
+				return -1;
+			}
 			break;
 		case 't':
 			v = strtol(optarg, &end, 10);
@@ -1773,6 +1821,7 @@ int main(int argc, char **argv)
 	s->nthreads = 1;
 	s->save_dir_fd = -1;
 	s->log_fd = -1;
+	s->conn_log_fd = -1;
 	s->seed = 1;
 	if (gethostname(s->hostname, sizeof s->hostname) < 0 || !s->hostname[0])
 		snprintf(s->hostname, sizeof s->hostname, "sluice-sink.test");

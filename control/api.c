@@ -31,8 +31,8 @@ struct api {
 	unsigned port;
 	struct api_grace *grace;
 	unsigned active; /* requests in flight (atomic) */
-	const struct api_route *tables[6];
-	size_t counts[6];
+	const struct api_route *tables[7];
+	size_t counts[7];
 };
 
 struct api_request {
@@ -733,6 +733,8 @@ int api_start(const struct api_config *cfg, struct store *store, struct api **ou
 	api->counts[4] = api_queue_route_count;
 	api->tables[5] = api_cfgset_routes;
 	api->counts[5] = api_cfgset_route_count;
+	api->tables[6] = api_ip_routes;
+	api->counts[6] = api_ip_route_count;
 	rc = parse_address(api->cfg.address, &ss);
 	if (rc < 0)
 		goto fail;

@@ -138,6 +138,8 @@ extern const struct api_route api_message_routes[];
 extern const size_t api_message_route_count;
 extern const struct api_route api_queue_routes[];
 extern const size_t api_queue_route_count;
+extern const struct api_route api_ip_routes[];
+extern const size_t api_ip_route_count;
 
 /* --- server -------------------------------------------------------------- */
 

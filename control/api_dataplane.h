@@ -13,6 +13,7 @@
 #ifndef SL_API_DATAPLANE_H
 #define SL_API_DATAPLANE_H
 
+#include "buf.h"
 #include "config.h"
 #include "inject.h"
 
@@ -25,6 +26,9 @@ struct api_dataplane {
 	const struct sl_config *cfg;  /* read-only, any thread */
 	struct inject_limits limits;  /* POST /v1/messages */
 	void *daemon;                 /* the daemon's own context */
+	/* GET /v1/ips (api_ips.c): append the source IPs as a JSON array;
+	 * runs on the loop thread (through the mailbox). NULL: 503. */
+	int (*ips_json)(void *daemon, struct sl_buf *out);
 };
 
 #endif

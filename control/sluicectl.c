@@ -23,6 +23,7 @@
 #include "cmd_audit.h"
 #include "cmd_queue.h"
 #include "cmd_dkim.h"
+#include "cmd_ip.h"
 #include "cmd_shaping.h"
 #include "cmd_warmup.h"
 #include "cmd_tenant.h"
@@ -61,6 +62,7 @@ static int usage(FILE *f, int rc)
 		   "  audit [--tenant T]      the audit log (sluicectl audit --help)\n"
 		   "  queue list|show|pause|resume|retry|purge\n"
 		   "                          delivery queues (sluicectl queue --help)\n"
+		   "  ip list [--json]        source IPs: EHLO, rDNS, FCrDNS check, warm-up\n"
 		   "  help                    this text\n");
 	return rc;
 }
@@ -205,6 +207,8 @@ int main(int argc, char **argv)
 		return cmd_audit(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "queue"))
 		return cmd_queue(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "ip"))
+		return cmd_ip(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "setup")) {
 		/* The first-boot wizard lives with the appliance image. */
 		argv[1] = "/usr/sbin/sluice-setup";

@@ -31,35 +31,63 @@ struct target {
 
 enum resolve_state { RS_NONE, RS_RESOLVING, RS_OK };
 
-/* Egress state per domain queue. */
+/*
+ * A site: the unit of shaping. Domain queues of one pool whose MX sets are
+ * equal (same site key, same route port and TLS requirement) share one
+ * site, and with it the connection count, the connection and message rate
+ * limiters, the idle sessions and the session-level knobs. A domain that a
+ * shaping rule names (shaping_has_domain_rule) gets a site of its own, so
+ * its rule is never diluted by the other domains of its MX set.
+ */
+struct site {
+	struct egress *eg;
+	struct site *hnext;    /* hash chain */
+	struct site *all_next; /* every site */
+	char *key;             /* pool \n site \n port/tls [\n domain] */
+	char *mx;              /* the site key (sorted MX set) */
+	char *domain;          /* NULL, or the one domain with its own rules */
+	char *pool;
+	size_t pool_idx;
+	bool require_tls;
+	uint64_t no_tls_until; /* a handshake failed: opportunistic TLS off until then */
+	unsigned n_conns, n_connecting;
+	struct out_session *idle;  /* sessions waiting for work */
+	/* Member queues with ready work, served round-robin. */
+	struct dq_egress *ready_head, *ready_tail;
+	struct site *next_kick; /* on egress.kicks while a kick is due */
+	bool kick_due;
+	struct shaping_values shape; /* (pool, provider, site[, domain]) */
+	struct rate_limiter conn_rate, msg_rate;
+	struct loop_timer rate_timer; /* a rate limit said "later" */
+	struct loop_timer warm_timer; /* warm-up holds until the next window */
+	char provider[64];
+	int prov_id; /* the provider's warm-up gate id */
+};
+
+/* Egress state per domain queue: resolution, and the domain's own retry
+ * policy. */
 struct dq_egress {
 	struct egress *eg;
 	struct domain_queue *dq;
+	struct dq_egress *all_prev, *all_next; /* every domain queue's state */
 	enum resolve_state rs;
 	uint64_t resolved_at, lookup;
 	struct target *targets;
 	size_t n_targets, good; /* good: the target that last connected */
 	bool require_tls;
-	uint64_t no_tls_until; /* a handshake failed: opportunistic TLS off until then */
-	unsigned n_conns, n_connecting;
-	struct out_session *idle; /* sessions waiting for work */
-	struct dq_egress *next_kick; /* on egress.kicks while a kick is due */
-	bool kick_due;
-	/* Shaping for this destination, resolved with each lookup. */
-	struct shaping_values shape;
-	struct rate_limiter conn_rate, msg_rate;
-	struct loop_timer rate_timer; /* a rate limit said "later" */
-	char provider[64];
-	/* Warm-up: the pool (index into cfg->pools), the provider's gate id
-	 * and the timer of a hold until the next window. */
-	size_t pool_idx;
-	int prov_id;
-	struct loop_timer warm_timer;
+	uint16_t port;
+	char *mx;              /* site key of the MX set (NULL before a lookup) */
+	struct site *site;     /* NULL before the first lookup */
+	struct dq_egress *ready_next; /* on site->ready_* */
+	bool on_ready;
+	struct shaping_values shape; /* (pool, provider, site, domain) */
 };
 
 struct out_session {
 	struct egress *eg;
-	struct dq_egress *de;
+	struct site *se;
+	struct dq_egress *de;  /* whose targets the session connects to */
+	struct dq_egress *dde; /* the domain of the current delivery */
 	struct session_io io;
 	struct smtp_client *cl;
 	struct delivery *d;
@@ -94,7 +122,11 @@ struct egress {
 	struct out_session *sessions;
 	bool starved;            /* the global connection cap refused a queue */
 	bool slot_freed;         /* a session ended since */
-	struct dq_egress *kicks; /* queues to kick at the next tick */
+	struct site *kicks;      /* sites to kick at the next tick */
+	struct site **site_tab;  /* hash of sites by key */
+	size_t n_site_tab, n_sites;
+	struct site *sites;      /* every site */
+	struct dq_egress *des;   /* every domain queue's state */
 	struct shaping_rules *shaping;
 	struct provider_table *providers; /* NULL: no provider rules */
 	struct warmup_gate *gate;         /* NULL: no warm-up */
@@ -130,18 +162,16 @@ static bool domain_requires_tls(const struct sl_config *cfg, const char *domain)
 	return false;
 }
 
+static void site_kick(struct site *se);
+
 static void on_rate_timer(struct loop_timer *t)
 {
-	struct dq_egress *de = (struct dq_egress *)((char *)t - offsetof(struct dq_egress, rate_timer));
-
-	egress_kick(de->eg, de->dq);
+	site_kick((struct site *)((char *)t - offsetof(struct site, rate_timer)));
 }
 
 static void on_warm_timer(struct loop_timer *t)
 {
-	struct dq_egress *de = (struct dq_egress *)((char *)t - offsetof(struct dq_egress, warm_timer));
-
-	egress_kick(de->eg, de->dq);
+	site_kick((struct site *)((char *)t - offsetof(struct site, warm_timer)));
 }
 
 /* The warm-up clock now (only meaningful with a gate). */
@@ -150,53 +180,285 @@ static uint64_t warm_now(const struct egress *eg)
 	return warmup_gate_clock(eg->gate, loop_now_ms(eg->loop));
 }
 
-/* No IP of the pool may send to this provider now: hold the queue (its
+/* No IP of the pool may send to this provider now: hold the site (its
  * mail stays ready, no retry is counted) until warm-up time `at`. */
-static void warm_wait(struct dq_egress *de, uint64_t now, uint64_t at)
+static void warm_wait(struct site *se, uint64_t now, uint64_t at)
 {
-	uint64_t delay = warmup_gate_real_delay(de->eg->gate, now, at);
+	uint64_t delay = warmup_gate_real_delay(se->eg->gate, now, at);
 
 	if (delay == UINT64_MAX)
 		return; /* paused everywhere: an operator's resume kicks us */
-	if (!loop_timer_armed(&de->warm_timer) ||
-	    de->warm_timer.expire_ms > loop_now_ms(de->eg->loop) + delay)
-		loop_timer_arm(de->eg->loop, &de->warm_timer, delay);
+	if (!loop_timer_armed(&se->warm_timer) ||
+	    se->warm_timer.expire_ms > loop_now_ms(se->eg->loop) + delay)
+		loop_timer_arm(se->eg->loop, &se->warm_timer, delay);
 }
 
 /* A rate limit refused: come back when rl has a token. */
-static void rate_wait(struct dq_egress *de, struct rate_limiter *rl)
+static void rate_wait(struct site *se, struct rate_limiter *rl)
 {
-	uint64_t now = loop_now_ms(de->eg->loop), at = rate_next_ms(rl, now);
+	uint64_t now = loop_now_ms(se->eg->loop), at = rate_next_ms(rl, now);
 
-	if (!loop_timer_armed(&de->rate_timer) || de->rate_timer.expire_ms > at)
-		loop_timer_arm(de->eg->loop, &de->rate_timer, at > now ? at - now : 1);
+	if (!loop_timer_armed(&se->rate_timer) || se->rate_timer.expire_ms > at)
+		loop_timer_arm(se->eg->loop, &se->rate_timer, at > now ? at - now : 1);
 }
 
-/* Shaping for the destination now that its MX hosts are known: provider
- * by MX suffix, site = the sorted MX set, then the rules' merge. */
-static void dq_shape(struct dq_egress *de, const char *const *mx, size_t n_mx)
+static void kick_later(struct site *se)
 {
-	struct egress *eg = de->eg;
-	const char *provider = eg->providers && n_mx ? provider_for_mxs(eg->providers, mx, n_mx) : NULL;
-	char site[1024] = "";
+	if (se->kick_due)
+		return;
+	se->kick_due = true;
+	se->next_kick = se->eg->kicks;
+	se->eg->kicks = se;
+}
+
+/* --- sites -------------------------------------------------------------- */
+
+static uint64_t hash_key(const char *s)
+{
+	uint64_t h = 1469598103934665603ull;
+
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ull;
+	return h;
+}
+
+/* The provider of a site key's MX hosts (comma-separated). */
+static const char *site_provider(const struct egress *eg, const char *mx)
+{
+	const char *hosts[RESOLVER_MAX_HOSTS];
+	char buf[SITE_KEY_MAX];
+	size_t n = 0;
+
+	if (!eg->providers || !mx)
+		return NULL;
+	snprintf(buf, sizeof buf, "%s", mx);
+	for (char *p = buf, *tok; (tok = strsep(&p, ",")) && n < RESOLVER_MAX_HOSTS;)
+		if (*tok)
+			hosts[n++] = tok;
+	return n ? provider_for_mxs(eg->providers, hosts, n) : NULL;
+}
+
+/* Resolve the site's shaping (after creation and after a reload), keeping
+ * the rate limiters' fill. */
+static void site_shape(struct site *se)
+{
+	struct egress *eg = se->eg;
+	const char *provider = site_provider(eg, se->mx);
 	uint64_t now = loop_now_ms(eg->loop);
 
-	if (n_mx && site_key(mx, n_mx, site, sizeof site) < 0)
-		site[0] = 0;
-	snprintf(de->provider, sizeof de->provider, "%s", provider ? provider : "");
+	snprintf(se->provider, sizeof se->provider, "%s", provider ? provider : "");
+	se->prov_id = 0;
 	if (eg->gate) {
 		int id = warmup_gate_provider(eg->gate, provider);
 
-		de->prov_id = id < 0 ? 0 : id;
+		se->prov_id = id < 0 ? 0 : id;
+	}
+	shaping_resolve(eg->shaping,
+			&(struct shaping_key){ .pool = se->pool, .provider = provider,
+					       .site = se->mx, .domain = se->domain },
+			&se->shape);
+	rate_update(&se->conn_rate, &se->shape.connection_rate, 0, now);
+	rate_update(&se->msg_rate, &se->shape.message_rate, 0, now);
+}
+
+static int site_grow(struct egress *eg)
+{
+	size_t n = eg->n_site_tab ? eg->n_site_tab * 2 : 256;
+	struct site **tab = calloc(n, sizeof *tab);
+
+	if (!tab)
+		return -ENOMEM;
+	for (struct site *se = eg->sites; se; se = se->all_next) {
+		size_t b = hash_key(se->key) & (n - 1);
+
+		se->hnext = tab[b];
+		tab[b] = se;
+	}
+	free(eg->site_tab);
+	eg->site_tab = tab;
+	eg->n_site_tab = n;
+	return 0;
+}
+
+static void site_free(struct site *se)
+{
+	loop_timer_cancel(se->eg->loop, &se->rate_timer);
+	loop_timer_cancel(se->eg->loop, &se->warm_timer);
+	free(se->key);
+	free(se->mx);
+	free(se->domain);
+	free(se->pool);
+	free(se);
+}
+
+/* The site of (pool, MX set, port, TLS requirement[, domain]), created on
+ * first use. NULL when out of memory. */
+static struct site *site_get(struct egress *eg, const struct dq_egress *de, const char *domain)
+{
+	const char *pool = domain_queue_pool(de->dq);
+	const struct sl_pool_cfg *pc = config_pool_by_name(eg->cfg, pool);
+	char key[SITE_KEY_MAX + 600];
+	struct site *se;
+	size_t b;
+
+	snprintf(key, sizeof key, "%s\n%s\n%u%s\n%s", pool, de->mx, de->port,
+		 de->require_tls ? "t" : "", domain ? domain : "");
+	if (eg->n_site_tab) {
+		for (se = eg->site_tab[hash_key(key) & (eg->n_site_tab - 1)]; se; se = se->hnext)
+			if (!strcmp(se->key, key))
+				return se;
+	}
+	if (eg->n_sites + 1 > eg->n_site_tab * 2 && site_grow(eg) < 0)
+		return NULL;
+	se = calloc(1, sizeof *se);
+	if (!se)
+		return NULL;
+	se->eg = eg;
+	se->key = strdup(key);
+	se->mx = strdup(de->mx);
+	se->pool = strdup(pool);
+	se->domain = domain ? strdup(domain) : NULL;
+	if (!se->key || !se->mx || !se->pool || (domain && !se->domain)) {
+		site_free(se);
+		return NULL;
+	}
+	se->pool_idx = pc ? (size_t)(pc - eg->cfg->pools) : 0;
+	se->require_tls = de->require_tls;
+	se->rate_timer.cb = on_rate_timer;
+	se->warm_timer.cb = on_warm_timer;
+	site_shape(se);
+	rate_init(&se->conn_rate, &se->shape.connection_rate, 0, loop_now_ms(eg->loop));
+	rate_init(&se->msg_rate, &se->shape.message_rate, 0, loop_now_ms(eg->loop));
+	b = hash_key(key) & (eg->n_site_tab - 1);
+	se->hnext = eg->site_tab[b];
+	eg->site_tab[b] = se;
+	se->all_next = eg->sites;
+	eg->sites = se;
+	eg->n_sites++;
+	return se;
+}
+
+static void site_ready_remove(struct site *se, struct dq_egress *de)
+{
+	struct dq_egress **pp, *prev = NULL;
+
+	if (!de->on_ready)
+		return;
+	for (pp = &se->ready_head; *pp; prev = *pp, pp = &(*pp)->ready_next)
+		if (*pp == de) {
+			*pp = de->ready_next;
+			if (se->ready_tail == de)
+				se->ready_tail = prev;
+			break;
+		}
+	de->on_ready = false;
+	de->ready_next = NULL;
+}
+
+static void site_ready_add(struct site *se, struct dq_egress *de)
+{
+	if (de->on_ready)
+		return;
+	de->on_ready = true;
+	de->ready_next = NULL;
+	if (se->ready_tail)
+		se->ready_tail->ready_next = de;
+	else
+		se->ready_head = de;
+	se->ready_tail = de;
+}
+
+/* The member queue to take the next delivery from (NULL: none ready);
+ * queues that ran dry leave the list. */
+static struct dq_egress *site_next_ready(struct site *se)
+{
+	struct dq_egress *de;
+
+	while ((de = se->ready_head) && !domain_queue_ready(de->dq)) {
+		se->ready_head = de->ready_next;
+		if (!se->ready_head)
+			se->ready_tail = NULL;
+		de->on_ready = false;
+		de->ready_next = NULL;
+	}
+	return de;
+}
+
+/* Move the head queue behind the others (round-robin over the domains). */
+static void site_rotate(struct site *se)
+{
+	struct dq_egress *de = se->ready_head;
+
+	if (!de || !de->ready_next)
+		return;
+	se->ready_head = de->ready_next;
+	de->ready_next = NULL;
+	se->ready_tail->ready_next = de;
+	se->ready_tail = de;
+}
+
+/* Is more than n deliveries' worth of work ready at the site? Stops
+ * counting past n, so a site with many domains costs O(n) at most. */
+static bool site_ready_over(struct site *se, size_t n)
+{
+	size_t sum = 0;
+
+	for (struct dq_egress *de = se->ready_head; de; de = de->ready_next) {
+		sum += domain_queue_ready(de->dq);
+		if (sum > n)
+			return true;
+	}
+	return false;
+}
+
+/* A ready member whose lookup succeeded: new sessions connect to its
+ * targets (the site's MX hosts). */
+static struct dq_egress *site_connect_de(struct site *se)
+{
+	for (struct dq_egress *de = se->ready_head; de; de = de->ready_next)
+		if (de->rs == RS_OK && de->n_targets && domain_queue_ready(de->dq))
+			return de;
+	return NULL;
+}
+
+/* Put de in the site its MX set, route and rules give it, and resolve the
+ * domain's own shaping (its retry policy). */
+static void dq_assign(struct dq_egress *de)
+{
+	struct egress *eg = de->eg;
+	const char *domain = domain_queue_domain(de->dq);
+	struct site *se;
+
+	if (!de->mx)
+		return;
+	se = site_get(eg, de, shaping_has_domain_rule(eg->shaping, domain) ? domain : NULL);
+	if (se && se != de->site) {
+		if (de->site)
+			site_ready_remove(de->site, de);
+		de->site = se;
 	}
 	shaping_resolve(eg->shaping,
 			&(struct shaping_key){ .pool = domain_queue_pool(de->dq),
-					       .provider = provider,
-					       .site = site[0] ? site : NULL,
-					       .domain = domain_queue_domain(de->dq) },
+					       .provider = site_provider(eg, de->mx),
+					       .site = de->mx, .domain = domain },
 			&de->shape);
-	rate_update(&de->conn_rate, &de->shape.connection_rate, 0, now);
-	rate_update(&de->msg_rate, &de->shape.message_rate, 0, now);
+}
+
+/* The destination's MX hosts are known: its site key, then its site. */
+static void dq_shape(struct dq_egress *de, const char *const *mx, size_t n_mx)
+{
+	char site[SITE_KEY_MAX];
+	char *dup;
+
+	if (!n_mx || site_key(mx, n_mx, site, sizeof site) < 0)
+		snprintf(site, sizeof site, "%s", domain_queue_domain(de->dq));
+	if (!de->mx || strcmp(de->mx, site)) {
+		if (!(dup = strdup(site)))
+			return;
+		free(de->mx);
+		de->mx = dup;
+	}
+	dq_assign(de);
 }
 
 static struct dq_egress *dq_state(struct egress *eg, struct domain_queue *dq)
@@ -210,21 +472,15 @@ static struct dq_egress *dq_state(struct egress *eg, struct domain_queue *dq)
 			return NULL;
 		de->eg = eg;
 		de->dq = dq;
-		de->rate_timer.cb = on_rate_timer;
-		de->warm_timer.cb = on_warm_timer;
-		{
-			const struct sl_pool_cfg *pool =
-				config_pool_by_name(eg->cfg, domain_queue_pool(dq));
-
-			de->pool_idx = pool ? (size_t)(pool - eg->cfg->pools) : 0;
-		}
 		/* Until the first lookup: the shaping rules' defaults. */
 		shaping_resolve(eg->shaping,
 				&(struct shaping_key){ .pool = domain_queue_pool(dq),
 						       .domain = domain_queue_domain(dq) },
 				&de->shape);
-		rate_init(&de->conn_rate, &de->shape.connection_rate, 0, loop_now_ms(eg->loop));
-		rate_init(&de->msg_rate, &de->shape.message_rate, 0, loop_now_ms(eg->loop));
+		de->all_next = eg->des;
+		if (eg->des)
+			eg->des->all_prev = de;
+		eg->des = de;
 		*slot = de;
 	}
 	return de;
@@ -326,6 +582,7 @@ static bool dq_resolve(struct dq_egress *de)
 	if (de->rs == RS_OK && now - de->resolved_at < RESOLVE_TTL_MS)
 		return true;
 	de->require_tls = (route && route->require_tls) || domain_requires_tls(eg->cfg, domain);
+	de->port = route ? route->port : 25;
 	if (route) {
 		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
 		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
@@ -367,10 +624,11 @@ static bool dq_resolve(struct dq_egress *de)
 
 static void session_reply_all(struct out_session *s, const struct smtp_reply *r)
 {
-	struct rcpt_outcome o = de_outcome(s->de, r, s->src_ip, s->site);
+	struct rcpt_outcome o;
 
 	if (!s->d)
 		return;
+	o = de_outcome(s->dde, r, s->src_ip, s->site);
 	delivery_all_result(s->eg->q, s->d, &o);
 	queue_delivery_done(s->eg->q, s->d, loop_now_ms(s->eg->loop) - s->started_ms);
 	s->d = NULL;
@@ -398,7 +656,7 @@ static void session_unidle(struct out_session *s)
 
 	if (!s->idle)
 		return;
-	for (pp = &s->de->idle; *pp; pp = &(*pp)->next_idle)
+	for (pp = &s->se->idle; *pp; pp = &(*pp)->next_idle)
 		if (*pp == s) {
 			*pp = s->next_idle;
 			break;
@@ -409,7 +667,7 @@ static void session_unidle(struct out_session *s)
 static void session_destroy(struct out_session *s)
 {
 	struct egress *eg = s->eg;
-	struct dq_egress *de = s->de;
+	struct site *se = s->se;
 
 	session_unidle(s);
 	if (s->d) {
@@ -424,9 +682,9 @@ static void session_destroy(struct out_session *s)
 		smtp_client_destroy(s->cl);
 	sl_buf_free(&s->body);
 	if (s->connected)
-		s->de->n_conns--;
+		se->n_conns--;
 	else
-		s->de->n_connecting--;
+		se->n_connecting--;
 	eg->n_sessions--;
 	(*eg->g_sessions)--;
 	if (s->prev)
@@ -437,13 +695,9 @@ static void session_destroy(struct out_session *s)
 		s->next->prev = s->prev;
 	free(s);
 	eg->slot_freed = true;
-	/* A connection slot came free: its own queue may want it (say the
+	/* A connection slot came free: its own site may want it (say the
 	 * session ended at max_messages_per_connection with work left). */
-	if (!de->kick_due) {
-		de->kick_due = true;
-		de->next_kick = eg->kicks;
-		eg->kicks = de;
-	}
+	kick_later(se);
 }
 
 static void session_timeout(struct loop_timer *t)
@@ -473,30 +727,26 @@ static int session_connect(struct out_session *s)
 	snprintf(s->site, sizeof s->site, "%s", t->host);
 	return transport_connect(s->t, (struct sockaddr *)&s->src, s->src_len,
 				 (struct sockaddr *)&t->addr, t->len,
-				 de->shape.connect_timeout_ms, &session_handler, s,
+				 s->se->shape.connect_timeout_ms, &session_handler, s,
 				 &s->io.conn);
 }
 
-static int session_start(struct dq_egress *de)
+/* A new session for the site, connecting to de's targets. */
+static int session_start(struct site *se, struct dq_egress *de)
 {
-	struct egress *eg = de->eg;
-	const struct sl_pool_cfg *pool = config_pool_by_name(eg->cfg, domain_queue_pool(de->dq));
+	struct egress *eg = se->eg;
+	size_t pi = se->pool_idx, ii;
+	const struct sl_pool_cfg *pool = &eg->cfg->pools[pi];
 	const struct sl_source_ip_cfg *ip;
 	struct out_session *s;
-	size_t pi;
 	int rc;
 
-	size_t ii;
-
-	if (!pool)
-		pool = &eg->cfg->pools[0];
-	pi = (size_t)(pool - eg->cfg->pools);
 	if (eg->gate && warmup_gate_pool_gated(eg->gate, pi)) {
 		uint64_t now = warm_now(eg), next;
 
-		rc = warmup_gate_pick(eg->gate, pi, de->prov_id, now, &next);
+		rc = warmup_gate_pick(eg->gate, pi, se->prov_id, now, &next);
 		if (rc < 0) {
-			warm_wait(de, now, next);
+			warm_wait(se, now, next);
 			return rc;
 		}
 		ii = (size_t)rc;
@@ -508,7 +758,8 @@ static int session_start(struct dq_egress *de)
 	if (!s)
 		return -ENOMEM;
 	s->eg = eg;
-	s->de = de;
+	s->se = se;
+	s->de = s->dde = de;
 	s->t = eg->pool_t[pi] ? eg->pool_t[pi] : eg->t;
 	s->src = ip->addr;
 	s->src_len = ip->addr_len;
@@ -532,7 +783,7 @@ static int session_start(struct dq_egress *de)
 	if (s->next)
 		s->next->prev = s;
 	eg->sessions = s;
-	de->n_connecting++;
+	se->n_connecting++;
 	eg->n_sessions++;
 	(*eg->g_sessions)++;
 	(*eg->c_sessions)++;
@@ -542,36 +793,40 @@ static int session_start(struct dq_egress *de)
 static void session_park(struct out_session *s)
 {
 	s->idle = true;
-	s->next_idle = s->de->idle;
-	s->de->idle = s;
-	loop_timer_arm(s->eg->loop, &s->timer, s->de->shape.idle_timeout_ms);
+	s->next_idle = s->se->idle;
+	s->se->idle = s;
+	loop_timer_arm(s->eg->loop, &s->timer, s->se->shape.idle_timeout_ms);
 }
 
-/* Give s the next ready delivery of its domain (false: none, or the
- * destination's message rate says later; s is then parked idle or QUITs). */
+/* Give s the next ready delivery of any domain of its site, round-robin
+ * over the domains (false: none, or the site's message rate says later; s
+ * is then parked idle or QUITs). One transaction carries one delivery:
+ * recipients of one domain. */
 static bool session_take_work(struct out_session *s)
 {
 	struct egress *eg = s->eg;
-	struct dq_egress *de = s->de;
+	struct site *se = s->se;
+	struct dq_egress *de;
 	const struct spool_msg *m;
 	struct smtp_client_msg cm;
 	const char **rcpts;
 	int rc;
 
-	if (s->n_msgs >= de->shape.max_messages_per_connection) {
+	if (se->shape.max_messages_per_connection &&
+	    s->n_msgs >= se->shape.max_messages_per_connection) {
 		smtp_client_quit(s->cl);
 		return false;
 	}
-	if (!domain_queue_ready(de->dq)) {
+	if (!(de = site_next_ready(se))) {
 		session_park(s);
 		return false;
 	}
-	if (!rate_allow(&de->msg_rate, loop_now_ms(eg->loop), 1)) {
-		rate_wait(de, &de->msg_rate);
+	if (!rate_allow(&se->msg_rate, loop_now_ms(eg->loop), 1)) {
+		rate_wait(se, &se->msg_rate);
 		session_park(s);
 		return false;
 	}
-	if (eg->gate && !warmup_gate_take(eg->gate, de->pool_idx, s->ip_idx, de->prov_id,
+	if (eg->gate && !warmup_gate_take(eg->gate, se->pool_idx, s->ip_idx, se->prov_id,
 					  warm_now(eg))) {
 		/* This IP may not send to the provider now: end the session;
 		 * its end kicks the queue, which picks another IP or holds. */
@@ -579,6 +834,8 @@ static bool session_take_work(struct out_session *s)
 		return false;
 	}
 	s->d = domain_queue_take(de->dq);
+	s->dde = de;
+	site_rotate(se);
 	s->answered = false;
 	m = delivery_msg(s->d);
 	sl_buf_reset(&s->body);
@@ -644,7 +901,7 @@ static void session_drive(struct out_session *s)
 		case SMTP_CLIENT_EV_RCPT:
 			if (s->d) {
 				s->answered = true;
-				o = de_outcome(s->de, ev.reply, s->src_ip, s->site);
+				o = de_outcome(s->dde, ev.reply, s->src_ip, s->site);
 				delivery_rcpt_result(eg->q, s->d, ev.rcpt, &o);
 			}
 			break;
@@ -703,14 +960,14 @@ static void on_session_connect(void *ctx, int err)
 		return;
 	}
 	de->good = s->target;
-	de->n_connecting--;
-	de->n_conns++;
+	s->se->n_connecting--;
+	s->se->n_conns++;
 	s->connected = true;
 	p = (struct smtp_client_params){
 		.ehlo_name = s->ehlo,
 		.tls_available = eg->tls != NULL &&
-				 (de->require_tls || loop_now_ms(eg->loop) >= de->no_tls_until),
-		.require_tls = de->require_tls,
+				 (s->se->require_tls || loop_now_ms(eg->loop) >= s->se->no_tls_until),
+		.require_tls = s->se->require_tls,
 	};
 	rc = smtp_client_create(&p, &s->cl);
 	if (rc < 0) {
@@ -739,8 +996,8 @@ static void on_session_recv(void *ctx, const char *data, size_t len)
 		if (s->io.handshaking) {
 			/* Like Postfix: an opportunistic handshake that fails
 			 * is retried in plaintext, not deferred forever. */
-			if (!s->de->require_tls)
-				s->de->no_tls_until = loop_now_ms(s->eg->loop) + NO_TLS_MS;
+			if (!s->se->require_tls)
+				s->se->no_tls_until = loop_now_ms(s->eg->loop) + NO_TLS_MS;
 			smtp_client_tls_failed(s->cl);
 			session_drive(s);
 			return;
@@ -775,16 +1032,20 @@ static const struct conn_handler session_handler = {
 
 /* --- scheduling --------------------------------------------------------- */
 
-void egress_kick(void *ctx, struct domain_queue *dq)
+/* Idle sessions of the site take ready work first (they are connected
+ * already); then new sessions open while there is more work than sessions
+ * connecting, up to the site's max_connections and connection_rate and
+ * the global delivery.max_connections. */
+static void site_kick(struct site *se)
 {
-	struct egress *eg = ctx;
-	struct dq_egress *de = dq_state(eg, dq);
+	struct egress *eg = se->eg;
+	struct dq_egress *de;
+	uint32_t max = se->shape.max_connections ? se->shape.max_connections : UINT32_MAX;
 
-	if (!de || !eg->q)
+	if (!eg->q)
 		return;
-	/* Idle sessions first: they are connected already. */
-	while (de->idle && domain_queue_ready(dq)) {
-		struct out_session *s = de->idle;
+	while (se->idle && site_next_ready(se)) {
+		struct out_session *s = se->idle;
 		bool took;
 
 		session_unidle(s);
@@ -794,39 +1055,56 @@ void egress_kick(void *ctx, struct domain_queue *dq)
 		if (!took && s->idle)
 			return; /* the message rate says later; its timer kicks again */
 	}
-	if (!domain_queue_ready(dq) || !dq_resolve(de))
-		return;
-	while (domain_queue_ready(dq) > de->n_connecting &&
-	       de->n_conns + de->n_connecting < de->shape.max_connections) {
+	while (site_ready_over(se, se->n_connecting) && se->n_conns + se->n_connecting < max) {
+		if (!(de = site_connect_de(se)))
+			return;
 		if (eg->n_sessions >= eg->cfg->delivery.max_connections) {
 			eg->starved = true;
 			return;
 		}
-		if (!rate_allow(&de->conn_rate, loop_now_ms(eg->loop), 1)) {
-			rate_wait(de, &de->conn_rate);
+		if (!rate_allow(&se->conn_rate, loop_now_ms(eg->loop), 1)) {
+			rate_wait(se, &se->conn_rate);
 			return;
 		}
-		if (session_start(de) < 0)
+		if (session_start(se, de) < 0)
 			return;
 	}
+}
+
+void egress_kick(void *ctx, struct domain_queue *dq)
+{
+	struct egress *eg = ctx;
+	struct dq_egress *de = dq_state(eg, dq);
+
+	if (!de || !eg->q || !domain_queue_ready(dq))
+		return;
+	/* A lookup under way (first or refresh) kicks again when done;
+	 * meanwhile a site known from the last lookup keeps serving. */
+	dq_resolve(de);
+	if (!de->site || !domain_queue_ready(dq))
+		return;
+	site_ready_add(de->site, de);
+	site_kick(de->site);
 }
 
 void egress_forget(void *egress, void *state)
 {
 	struct dq_egress *de = state;
-	struct dq_egress **pp;
+	struct egress *eg = de->eg;
 
 	(void)egress;
-	for (pp = &de->eg->kicks; *pp; pp = &(*pp)->next_kick)
-		if (*pp == de) {
-			*pp = de->next_kick;
-			break;
-		}
+	if (de->site)
+		site_ready_remove(de->site, de);
+	if (de->all_prev)
+		de->all_prev->all_next = de->all_next;
+	else
+		eg->des = de->all_next;
+	if (de->all_next)
+		de->all_next->all_prev = de->all_prev;
 	if (de->lookup)
-		resolver_cancel(de->eg->res, de->lookup);
-	loop_timer_cancel(de->eg->loop, &de->rate_timer);
-	loop_timer_cancel(de->eg->loop, &de->warm_timer);
+		resolver_cancel(eg->res, de->lookup);
 	free(de->targets);
+	free(de->mx);
 	free(de);
 }
 
@@ -840,12 +1118,11 @@ void egress_tick(struct egress *e)
 	if (!e->q)
 		return;
 	while (e->kicks) {
-		struct dq_egress *de = e->kicks;
+		struct site *se = e->kicks;
 
-		e->kicks = de->next_kick;
-		de->kick_due = false;
-		if (domain_queue_ready(de->dq))
-			egress_kick(e, de->dq);
+		e->kicks = se->next_kick;
+		se->kick_due = false;
+		site_kick(se);
 	}
 	if (!e->starved || !e->slot_freed)
 		return;
@@ -855,24 +1132,31 @@ void egress_tick(struct egress *e)
 
 /* --- lifecycle ---------------------------------------------------------- */
 
-/* The shaping rules and provider table, with delivery.* as the builtin
- * layer under them (and as everything when no rules file is configured). */
-static int egress_shaping_setup(struct egress *eg, char *err, size_t errlen)
+/* Load the shaping rules and provider table the config names, with
+ * delivery.* as the builtin layer under them (and as everything when no
+ * rules file is configured). Nothing changes in eg. */
+static int shaping_setup(const struct sl_config *cfg, struct shaping_rules **rules,
+			 struct provider_table **providers, char *err, size_t errlen)
 {
-	const struct sl_delivery_cfg *dc = &eg->cfg->delivery;
+	const struct sl_delivery_cfg *dc = &cfg->delivery;
 	struct shaping_values base;
 	int rc;
 
-	if (eg->cfg->shaping_rules)
-		rc = shaping_load(eg->cfg->shaping_rules, &eg->shaping, err, errlen);
+	*rules = NULL;
+	*providers = NULL;
+	const char *file = cfg->shaping_rules;
+
+	if (cfg->shaping_rules)
+		rc = shaping_load(cfg->shaping_rules, rules, err, errlen);
 	else
-		rc = (eg->shaping = shaping_empty()) ? 0 : -ENOMEM;
+		rc = (*rules = shaping_empty()) ? 0 : -ENOMEM;
 	if (rc < 0)
-		return rc;
-	if (eg->cfg->shaping_providers) {
-		rc = providers_load(eg->cfg->shaping_providers, &eg->providers, err, errlen);
+		goto fail;
+	if (cfg->shaping_providers) {
+		file = cfg->shaping_providers;
+		rc = providers_load(cfg->shaping_providers, providers, err, errlen);
 		if (rc < 0)
-			return rc;
+			goto fail;
 	}
 	shaping_builtin(&base);
 	base.max_connections = dc->max_connections_per_domain;
@@ -882,8 +1166,28 @@ static int egress_shaping_setup(struct egress *eg, char *err, size_t errlen)
 	base.idle_timeout_ms = IDLE_KEEP_MS;
 	base.n_retry = dc->n_retry < 32 ? dc->n_retry : 32;
 	memcpy(base.retry_ms, dc->retry_ms, base.n_retry * sizeof base.retry_ms[0]);
-	shaping_set_builtin(eg->shaping, &base);
+	shaping_set_builtin(*rules, &base);
 	return 0;
+fail:
+	if (*rules)
+		shaping_free(*rules);
+	*rules = NULL;
+	if (rc != SL_ECONFIG && err && errlen)
+		snprintf(err, errlen, "%s: %s", file ? file : "shaping", sl_strerror(rc));
+	return rc;
+}
+
+/* Apply the current rules, providers and gate to every site and domain:
+ * re-resolve each site's shaping (rate limiters keep their fill, so a
+ * reload is not a fresh burst), move domains whose site key changed (a
+ * domain rule added or removed), then kick everything with ready work. */
+static void egress_reshape(struct egress *e)
+{
+	for (struct site *se = e->sites; se; se = se->all_next)
+		site_shape(se);
+	for (struct dq_egress *de = e->des; de; de = de->all_next)
+		dq_assign(de);
+	egress_kick_all(e);
 }
 
 int egress_create(struct loop *l, struct transport *t, struct resolver *r,
@@ -911,7 +1215,7 @@ int egress_create(struct loop *l, struct transport *t, struct resolver *r,
 	if (!eg->pool_rr || !eg->pool_t || !eg->c_sessions || !eg->c_connect_fail || !eg->c_tls ||
 	    !eg->g_sessions)
 		goto fail;
-	rc = egress_shaping_setup(eg, err, errlen);
+	rc = shaping_setup(cfg, &eg->shaping, &eg->providers, err, errlen);
 	if (rc < 0)
 		goto fail;
 	rc = tls_ctx_client_create(cfg->delivery.tls_verify, NULL, &eg->tls);
@@ -930,9 +1234,32 @@ fail:
 	return rc;
 }
 
+int egress_reload(struct egress *e, char *err, size_t errlen)
+{
+	struct shaping_rules *rules;
+	struct provider_table *providers;
+	int rc = shaping_setup(e->cfg, &rules, &providers, err, errlen);
+
+	if (rc < 0)
+		return rc;
+	shaping_free(e->shaping);
+	if (e->providers)
+		providers_free(e->providers);
+	e->shaping = rules;
+	e->providers = providers;
+	egress_reshape(e);
+	return 0;
+}
+
 void egress_set_warmup(struct egress *e, struct warmup_gate *gate)
 {
 	e->gate = gate;
+	/* Provider ids are the gate's: look them up again. */
+	for (struct site *se = e->sites; se; se = se->all_next) {
+		loop_timer_cancel(e->loop, &se->warm_timer);
+		site_shape(se);
+	}
+	egress_kick_all(e);
 }
 
 void egress_kick_all(struct egress *e)
@@ -963,6 +1290,13 @@ void egress_destroy(struct egress *e)
 	if (!e)
 		return;
 	egress_shutdown(e);
+	while (e->sites) {
+		struct site *se = e->sites;
+
+		e->sites = se->all_next;
+		site_free(se);
+	}
+	free(e->site_tab);
 	if (e->tls)
 		tls_ctx_destroy(e->tls);
 	if (e->shaping)
@@ -977,4 +1311,9 @@ void egress_destroy(struct egress *e)
 unsigned egress_sessions(const struct egress *e)
 {
 	return e->n_sessions;
+}
+
+size_t egress_sites(const struct egress *e)
+{
+	return e->n_sites;
 }

@@ -9,15 +9,25 @@
  * reuses each connection for up to delivery.max_messages_per_connection
  * messages, and hands every recipient's reply back to the queue.
  *
- * Shaping: each destination's limits come from the shaping rules
+ * Sites: domain queues of one pool whose MX sets are equal (site_key(),
+ * plus the route port and TLS requirement) share one site: one connection
+ * count, one connection_rate and message_rate bucket, one set of idle
+ * sessions. A session of a site takes its next delivery from any domain
+ * of the site with ready work, round-robin over the domains (within a
+ * domain transactional first); each transaction still carries recipients
+ * of one domain. A domain named by a shaping domain rule gets a site of
+ * its own. Limits therefore apply per (pool, site); a pool of one IP is
+ * per (IP, site).
+ *
+ * Shaping: the site's limits come from the shaping rules
  * (control/shaping.h; `shaping.rules` in the config), matched on the
  * pool, the provider (MX suffix, `shaping.providers`), the site (the
- * sorted MX set) and the domain, with delivery.* as the builtin layer:
- * max_connections, connection_rate, message_rate,
- * max_messages_per_connection, connect and idle timeouts, and the retry
- * schedule and max age handed to the queue with each outcome. They are
- * resolved again with every MX lookup (RESOLVE_TTL_MS). In total at most
- * delivery.max_connections sessions.
+ * sorted MX set) and, for a domain's own site, the domain, with
+ * delivery.* as the builtin layer: max_connections, connection_rate,
+ * message_rate, max_messages_per_connection, connect and idle timeouts.
+ * The retry schedule and max age are the domain's, handed to the queue
+ * with each outcome. A domain's site is found again with every MX lookup
+ * (RESOLVE_TTL_MS). In total at most delivery.max_connections sessions.
  */
 #ifndef SL_EGRESS_H
 #define SL_EGRESS_H
@@ -39,6 +49,15 @@ int egress_create(struct loop *l, struct transport *t, struct resolver *r,
 /* Pool number `pool` (index in cfg->pools) connects through t instead of
  * the transport given to egress_create (e.g. the dpdk transport). */
 void egress_set_pool_transport(struct egress *e, size_t pool, struct transport *t);
+
+/* Load the shaping rules and provider table again (SIGHUP). Both are
+ * parsed and checked completely first: on error nothing changes and err
+ * says "FILE:LINE[:COL]: ...". On success every site and domain is
+ * re-resolved at once: rate buckets keep their fill under the new rate, a
+ * new max_connections applies to new sessions (sessions above a lowered
+ * limit finish their current connection), no mail or session is lost. */
+int egress_reload(struct egress *e, char *err, size_t errlen);
+
 /* The queue is created after egress (it needs egress_kick as its hook). */
 void egress_set_queue(struct egress *e, struct queue *q);
 void egress_destroy(struct egress *e);
@@ -55,7 +74,8 @@ void egress_tick(struct egress *e);
  * counted against it (warmup_gate_take) before it goes; when no IP may
  * send, the domain's mail stays ready and a timer kicks the queue at the
  * next window (no retry is counted, nothing bounces). The gate is borrowed
- * and must outlive the egress; NULL turns warm-up off. */
+ * and must outlive the egress (or the next egress_set_warmup: a reload
+ * swaps gates); NULL turns warm-up off. */
 struct warmup_gate;
 void egress_set_warmup(struct egress *e, struct warmup_gate *gate);
 /* Kick every domain queue with ready work (e.g. after a warm-up resume). */
@@ -65,5 +85,7 @@ void egress_kick_all(struct egress *e);
  * given back to the queue. */
 void egress_shutdown(struct egress *e);
 unsigned egress_sessions(const struct egress *e);
+/* Sites seen so far (they live until egress_destroy). */
+size_t egress_sites(const struct egress *e);
 
 #endif

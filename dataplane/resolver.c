@@ -38,6 +38,7 @@
 #define QTYPE_A 1
 #define QTYPE_MX 15
 #define QTYPE_AAAA 28
+#define QTYPE_PTR 12
 #define QCLASS_IN 1
 #define RCODE_NOERROR 0
 #define RCODE_NXDOMAIN 3
@@ -78,6 +79,7 @@ struct lookup {
 	struct resolver *r;
 	uint64_t handle;
 	resolver_mx_cb cb;
+	resolver_ptr_cb ptr_cb; /* set: a PTR lookup (mxq asks for the PTR) */
 	void *ctx;
 	unsigned pending; /* queries in flight */
 	bool implicit;
@@ -197,16 +199,20 @@ static int ub_to_err(int ub_err)
 }
 
 /* Freeze libunbound's configuration: forward names libunbound would
- * otherwise answer locally (RFC 6761 "test.", RFC 8375 "home.arpa."). */
+ * otherwise answer locally (RFC 6761 "test.", RFC 8375 "home.arpa.", and
+ * the reverse zones of the RFC 5737 documentation networks, which sluice's
+ * test network uses for its source IPs' PTR records). */
 static int resolver_finalize(struct resolver *r)
 {
-	int rc;
+	static const char *const zones[] = { "test.", "home.arpa.", "2.0.192.in-addr.arpa.",
+					     "100.51.198.in-addr.arpa.",
+					     "113.0.203.in-addr.arpa." };
+	int rc = UB_NOERROR;
 
 	if (r->finalized)
 		return 0;
-	rc = ub_ctx_zone_remove(r->ub, "test.");
-	if (rc == UB_NOERROR)
-		rc = ub_ctx_zone_remove(r->ub, "home.arpa.");
+	for (size_t i = 0; rc == UB_NOERROR && i < sizeof zones / sizeof *zones; i++)
+		rc = ub_ctx_zone_remove(r->ub, zones[i]);
 	if (rc != UB_NOERROR)
 		return ub_to_err(rc);
 	r->finalized = true;
@@ -527,6 +533,33 @@ static void lookup_complete(struct lookup *lk)
 	free(addrs);
 }
 
+/* A PTR answer: the host names, or why there are none. */
+static void ptr_answer(struct lookup *lk, int err, const struct ub_result *res)
+{
+	char names[RESOLVER_MAX_HOSTS][NAME_LEN_MAX + 1];
+	const char *p[RESOLVER_MAX_HOSTS];
+	size_t n = 0;
+	int rc = 0;
+
+	if (err)
+		rc = err == UB_NOMEM ? -ENOMEM : SL_EDNS;
+	else if (res->rcode == RCODE_NXDOMAIN)
+		rc = SL_ENOTFOUND;
+	else if (res->rcode != RCODE_NOERROR)
+		rc = SL_EDNS;
+	for (size_t i = 0; !rc && res->havedata && res->data[i] && n < RESOLVER_MAX_HOSTS; i++)
+		if (name_from_wire((const uint8_t *)res->data[i], (size_t)res->len[i],
+				   names[n]) == 0) {
+			p[n] = names[n];
+			n++;
+		}
+	if (!rc && !n)
+		rc = SL_ENOTFOUND;
+	lookup_unlink(lk);
+	lk->ptr_cb(lk->ctx, rc, rc ? NULL : p, rc ? 0 : n);
+	lookup_free(lk);
+}
+
 static void on_answer(void *arg, int err, struct ub_result *res)
 {
 	struct query *q = arg;
@@ -535,6 +568,11 @@ static void on_answer(void *arg, int err, struct ub_result *res)
 
 	q->state = Q_NODATA;
 	lk->pending--;
+	if (lk->ptr_cb) {
+		ptr_answer(lk, err, res);
+		ub_resolve_free(res);
+		return;
+	}
 	if (q->host < 0) {
 		rc = mx_answer(lk, err, res);
 		ub_resolve_free(res);
@@ -737,6 +775,50 @@ int resolver_lookup_host(struct resolver *r, const char *host, resolver_mx_cb cb
 			lookup_abort(lk);
 			return rc;
 		}
+	}
+	if (handle_out)
+		*handle_out = lk->handle;
+	return 0;
+}
+
+int resolver_lookup_ptr(struct resolver *r, const struct sockaddr *addr, resolver_ptr_cb cb,
+			void *ctx, uint64_t *handle_out)
+{
+	struct lookup *lk;
+	char name[NAME_LEN_MAX + 1];
+	size_t o = 0;
+	int rc;
+
+	if (r->dead)
+		return -ESHUTDOWN;
+	if (addr->sa_family == AF_INET) {
+		const uint8_t *a = (const uint8_t *)&((const struct sockaddr_in *)addr)->sin_addr;
+
+		snprintf(name, sizeof name, "%u.%u.%u.%u.in-addr.arpa", a[3], a[2], a[1], a[0]);
+	} else if (addr->sa_family == AF_INET6) {
+		const uint8_t *a = ((const struct sockaddr_in6 *)addr)->sin6_addr.s6_addr;
+		static const char hex[] = "0123456789abcdef";
+
+		for (int i = 15; i >= 0; i--) {
+			name[o++] = hex[a[i] & 15];
+			name[o++] = '.';
+			name[o++] = hex[a[i] >> 4];
+			name[o++] = '.';
+		}
+		snprintf(name + o, sizeof name - o, "ip6.arpa");
+	} else {
+		return -EINVAL;
+	}
+	lk = lookup_new(r, NULL, ctx);
+	if (!lk)
+		return -ENOMEM;
+	lk->ptr_cb = cb;
+	lk->mxq.qtype = QTYPE_PTR;
+	memcpy(lk->domain, name, sizeof name);
+	rc = query_start(r, &lk->mxq, lk->domain);
+	if (rc) {
+		lookup_abort(lk);
+		return rc;
 	}
 	if (handle_out)
 		*handle_out = lk->handle;

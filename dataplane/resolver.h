@@ -5,9 +5,10 @@
  * The resolver is a forwarding stub: every query goes to the configured DNS
  * servers (config dns.servers) or, if none, to the nameservers in
  * /etc/resolv.conf. It never recurses itself, never consults root hints or
- * /etc/hosts, and does no DNSSEC validation. It caches answers (libunbound's
+  * /etc/hosts, and does no DNSSEC validation. It caches answers (libunbound's
  * message and RRset caches, honouring TTLs). Names under "test." and
- * "home.arpa." are forwarded like any other (libunbound would otherwise
+ * "home.arpa." and the reverse zones of the RFC 5737 documentation
+ * networks are forwarded like any other (libunbound would otherwise
  * answer them locally); "localhost.", "invalid." and "onion." are answered
  * locally as RFC 6761/7686 ask.
  *
@@ -119,6 +120,15 @@ int resolver_lookup_mx(struct resolver *r, const char *domain, resolver_mx_cb cb
 int resolver_lookup_host(struct resolver *r, const char *host, resolver_mx_cb cb,
 			 void *ctx, uint64_t *handle_out);
 
+/* The host names a PTR lookup found (lower case, no trailing dot; at most
+ * RESOLVER_MAX_HOSTS), valid only during the callback. err as above:
+ * SL_ENOTFOUND for NXDOMAIN or no PTR record, SL_EDNS temporary. */
+typedef void (*resolver_ptr_cb)(void *ctx, int err, const char *const *names, size_t n);
+/* Look up the PTR records of addr (AF_INET or AF_INET6; the port is
+ * ignored): reverse DNS, for forward-confirmed rDNS checks. -EINVAL other
+ * families, -ENOMEM, SL_EDNS. Cancel like any lookup. */
+int resolver_lookup_ptr(struct resolver *r, const struct sockaddr *addr, resolver_ptr_cb cb,
+			void *ctx, uint64_t *handle_out);
 /* Cancel a lookup: its callback will not run. Unknown or finished handles
  * (including the one whose callback is running) are ignored. O(outstanding
  * lookups). */

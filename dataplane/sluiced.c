@@ -14,7 +14,9 @@
  * (docs/dpdk.md), polled by the same thread, which then busy-polls. SIGTERM/SIGINT stop gracefully: listeners close, messages being
  * committed get their replies, outbound sessions end; everything not yet
  * delivered stays in the spool for the next start. SIGHUP reopens the
- * event log (rotation).
+ * event log (rotation) and reloads the shaping rules, the providers table
+ * and the warm-up schedules (each checked in full first: a bad file keeps
+ * the old rules and logs FILE:LINE).
  */
 #include "api.h"
 #include "api_dataplane.h"
@@ -23,7 +25,9 @@
 #include "egress.h"
 #include "err.h"
 #include "events.h"
+#include "fcrdns.h"
 #include "ingress.h"
+#include "json.h"
 #include "log.h"
 #include "loop.h"
 #include "mailbox.h"
@@ -41,6 +45,7 @@
 #include "warmup_db.h"
 #include "warmup_gate.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
 #include <poll.h>
@@ -86,7 +91,9 @@ struct daemon {
 	struct warmup_config *warmup;
 	struct warmup_gate *gate;
 	struct warmup_db *wdb;
+	struct fcrdns *fcrdns; /* rDNS of the source IPs, checked at start */
 	uint64_t warm_flushed_ms, warm_polled_ms, warm_applied;
+	uint64_t warm_origin_wall, warm_origin_mono; /* the warm-up clock's start */
 	/* The control plane (control: section). */
 	struct mailbox *mailbox;
 	struct store *store;
@@ -310,6 +317,8 @@ static int warm_start(struct daemon *d)
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	mono = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 	wall = loop_wall_ms();
+	d->warm_origin_wall = wall;
+	d->warm_origin_mono = mono;
 	rc = warmup_gate_create(d->warmup, cfg, cfg->warmup_clock_scale, wall, mono, &d->gate);
 	if (rc < 0)
 		return rc;
@@ -334,6 +343,124 @@ static int warm_start(struct daemon *d)
 			(unsigned long long)mono);
 	sl_info("warm-up: %zu saved state(s) from %s", n, path);
 	return 0;
+}
+
+/* SIGHUP: the warm-up schedules again. The new gate takes over every
+ * state of the old one (days, today's and this hour's counts, pauses) on
+ * the same clock; a file that does not load keeps the old schedules. */
+static void warm_reload(struct daemon *d)
+{
+	struct warmup_config *wc;
+	struct warmup_gate *g;
+	struct warmup_record *r = NULL;
+	size_t n, got = 0;
+	char err[1024] = "";
+	int rc;
+
+	if (!d->gate || !d->cfg->warmup_schedules)
+		return;
+	rc = warmup_load(d->cfg->warmup_schedules, &wc, err, sizeof err);
+	if (rc < 0) {
+		sl_err("reload: %s (keeping the old warm-up schedules)",
+		       err[0] ? err : sl_strerror(rc));
+		return;
+	}
+	rc = warmup_gate_create(wc, d->cfg, d->cfg->warmup_clock_scale, d->warm_origin_wall,
+				d->warm_origin_mono, &g);
+	if (rc < 0) {
+		sl_err("reload: warm-up: %s (keeping the old schedules)", sl_strerror(rc));
+		warmup_free(wc);
+		return;
+	}
+	n = warmup_gate_count(d->gate);
+	if (n && (r = calloc(n, sizeof *r)))
+		got = warmup_gate_export(d->gate, warmup_gate_clock(d->gate, loop_now_ms(d->loop)),
+					 true, r, n);
+	if (n && !r) {
+		sl_err("reload: warm-up: %s (keeping the old schedules)", sl_strerror(-ENOMEM));
+		warmup_gate_destroy(g);
+		warmup_free(wc);
+		return;
+	}
+	/* The export cleared the change marks: the states are written with
+	 * the new gate's next flush (restore marks nothing), so save now. */
+	if (got && (rc = warmup_db_put_states(d->wdb, r, got)) < 0)
+		sl_err("warm-up state: %s", sl_strerror(rc));
+	for (size_t i = 0; i < got; i++)
+		warmup_gate_restore(g, &r[i]);
+	free(r);
+	egress_set_warmup(d->egress, g);
+	warmup_gate_destroy(d->gate);
+	warmup_free(d->warmup);
+	d->gate = g;
+	d->warmup = wc;
+	sl_info("reload: warm-up schedules from %s", d->cfg->warmup_schedules);
+}
+
+/* SIGHUP: shaping rules, providers, warm-up schedules. */
+static void daemon_reload(struct daemon *d)
+{
+	char err[1024] = "";
+	int rc;
+
+	rc = egress_reload(d->egress, err, sizeof err);
+	if (rc < 0)
+		sl_err("reload: %s (keeping the old shaping rules)", err[0] ? err : sl_strerror(rc));
+	else
+		sl_info("reload: shaping rules %s, providers %s",
+			d->cfg->shaping_rules ? d->cfg->shaping_rules : "(none)",
+			d->cfg->shaping_providers ? d->cfg->shaping_providers : "(none)");
+	warm_reload(d);
+}
+
+/* --- source IPs: forward-confirmed rDNS, `sluicectl ip list` ----------- */
+
+static void fcrdns_done(void *ctx, const struct fcrdns_result *r)
+{
+	(void)ctx;
+	if (r->status == FCRDNS_OK)
+		sl_info("rDNS of %s (pool %s): %s, forward-confirmed", r->ip, r->pool, r->rdns);
+	else
+		sl_warn("rDNS of %s (pool %s, EHLO %s): %s: %s", r->ip, r->pool, r->ehlo,
+			fcrdns_status_name(r->status), r->why);
+}
+
+/* api_dataplane.ips_json, on the loop thread. */
+static int ips_json(void *daemon, struct sl_buf *out)
+{
+	struct daemon *d = daemon;
+
+	sl_buf_append(out, "[", 1);
+	for (size_t i = 0; i < fcrdns_count(d->fcrdns); i++) {
+		const struct fcrdns_result *r = fcrdns_get(d->fcrdns, i);
+		const struct warmup_ip *w = d->warmup ? warmup_ip_for(d->warmup, r->ip) : NULL;
+		char warm[128] = "none";
+		struct json_obj o;
+
+		if (w) {
+			time_t t = (time_t)(w->start_ms / 1000);
+			struct tm tm;
+
+			gmtime_r(&t, &tm);
+			snprintf(warm, sizeof warm, "%s from %04d-%02d-%02d",
+				 warmup_curve_for(w->schedule, NULL)->schedule,
+				 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
+		}
+		if (i)
+			sl_buf_append(out, ",", 1);
+		json_obj_begin(&o, out);
+		json_obj_str(&o, "pool", r->pool);
+		json_obj_str(&o, "ip", r->ip);
+		json_obj_str(&o, "ehlo", r->ehlo);
+		json_obj_str(&o, "rdns", r->rdns);
+		json_obj_str(&o, "fcrdns", fcrdns_status_name(r->status));
+		json_obj_str(&o, "why", r->why);
+		json_obj_str(&o, "transport", strchr(r->ip, ':') ? "tcp6" : "tcp4");
+		json_obj_str(&o, "warmup", warm);
+		if (json_obj_end(&o) < 0)
+			return -ENOMEM;
+	}
+	return sl_buf_append(out, "]", 1) < 0 ? -ENOMEM : 0;
 }
 
 /* --- the tenant view --------------------------------------------------- */
@@ -421,7 +548,7 @@ static int api_begin(struct daemon *d)
 	int rc;
 
 	d->dp = (struct api_dataplane){ .accept = ingress_accept(d->ingress), .queue = d->queue,
-					.cfg = d->cfg, .daemon = d };
+					.cfg = d->cfg, .daemon = d, .ips_json = ips_json };
 	ac = (struct api_config){ .address = ctl->api_address, .tls_cert = ctl->api_tls_cert,
 				  .tls_key = ctl->api_tls_key, .mailbox = d->mailbox,
 				  .daemon = &d->dp, .tenant_changed = tenant_changed };
@@ -559,6 +686,8 @@ static int daemon_start(struct daemon *d)
 	d->op_dns.cb = on_dns_event;
 	arm_spool_read(d);
 	arm_dns_poll(d);
+	if ((rc = fcrdns_start(d->resolver, cfg, fcrdns_done, d, &d->fcrdns)) < 0)
+		return rc;
 	rc = queue_recover(d->queue);
 	if (rc < 0) {
 		sl_err("spool %s: recovering the queue: %s", cfg->spool.path, sl_strerror(rc));
@@ -627,6 +756,7 @@ static void daemon_stop(struct daemon *d)
 	warmup_gate_destroy(d->gate);
 	warmup_free(d->warmup);
 	transport_dpdk_destroy(d->td);
+	fcrdns_destroy(d->fcrdns);
 	if (d->resolver)
 		resolver_destroy(d->resolver);
 	transport_uring_destroy(d->tu);
@@ -705,9 +835,11 @@ int main(int argc, char **argv)
 			sl_err("event loop: %s", sl_strerror(rc));
 			break;
 		}
-		if (reopen_requested && d.events) {
+		if (reopen_requested) {
 			reopen_requested = 0;
-			events_reopen(d.events);
+			if (d.events)
+				events_reopen(d.events);
+			daemon_reload(&d);
 		}
 	}
 	sl_info("sluiced stopping");

@@ -118,9 +118,11 @@ class Sink:
         self.dir = Path(workdir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.log = self.dir / "sink.jsonl"
+        self.conn_log = self.dir / "conns.jsonl"
         self.save = self.dir / "eml"
         self.addrs = addrs
         args = [str(SINK), "-q", "-L", str(self.log), "--stats", str(self.dir / "stats.json"),
+                "--conn-log", str(self.conn_log),
                 "-o", str(self.save)]
         self.save.mkdir(exist_ok=True)
         for a in addrs:
@@ -144,6 +146,19 @@ class Sink:
                 out.append(json.loads(line))
             except ValueError:
                 pass  # a line being written
+        return out
+
+    def connections(self):
+        """One dict per ended connection: open, last (the client's last
+        bytes), src, dst, messages."""
+        if not self.conn_log.exists():
+            return []
+        out = []
+        for line in self.conn_log.read_text().splitlines():
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                pass
         return out
 
     def wait_messages(self, n, timeout=30):

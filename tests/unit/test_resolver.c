@@ -102,7 +102,11 @@ static const char zone[] =
 	"\tlocal-data: \"tempmix.test. MX 10 a.refused.test.\"\n"
 	"\tlocal-data: \"tempmix.test. MX 20 mx2a.multi.test.\"\n"
 	"\tlocal-data: \"tempall.test. MX 10 a.refused.test.\"\n"
-	"\tlocal-data: \"tempall.test. MX 20 b.refused.test.\"\n";
+	"\tlocal-data: \"tempall.test. MX 20 b.refused.test.\"\n"
+	/* Reverse DNS (PTR) in a documentation network. */
+	"\tlocal-zone: \"113.0.203.in-addr.arpa.\" static\n"
+	"\tlocal-data-ptr: \"203.0.113.7 Host.Ptr.Test.\"\n"
+	"\tlocal-zone: \"9.113.0.203.in-addr.arpa.\" refuse\n";
 
 static char dir[] = "/tmp/sluice-test-resolver-XXXXXX";
 static char conf_path[sizeof(dir) + 16];
@@ -556,6 +560,59 @@ static void test_lookup_host(void **state)
 	resolver_destroy(r);
 }
 
+struct ptr_got {
+	int calls, err;
+	size_t n;
+	char name[4][256];
+};
+
+static void on_ptr(void *ctx, int err, const char *const *names, size_t n)
+{
+	struct ptr_got *g = ctx;
+
+	g->calls++;
+	g->err = err;
+	g->n = n;
+	for (size_t i = 0; i < n && i < 4; i++)
+		snprintf(g->name[i], sizeof g->name[i], "%s", names[i]);
+}
+
+static void ptr(struct resolver *r, const char *ip, struct ptr_got *g)
+{
+	struct sockaddr_storage ss = { 0 };
+
+	memset(g, 0, sizeof(*g));
+	if (inet_pton(AF_INET, ip, &((struct sockaddr_in *)&ss)->sin_addr) == 1)
+		ss.ss_family = AF_INET;
+	else if (inet_pton(AF_INET6, ip, &((struct sockaddr_in6 *)&ss)->sin6_addr) == 1)
+		ss.ss_family = AF_INET6;
+	assert_int_equal(resolver_lookup_ptr(r, (struct sockaddr *)&ss, on_ptr, g, NULL), 0);
+	drive(r, &g->calls, 1);
+	assert_int_equal(g->calls, 1);
+}
+
+static void test_lookup_ptr(void **state)
+{
+	struct resolver *r = new_resolver();
+	struct sockaddr_storage un = { .ss_family = AF_UNIX };
+	struct ptr_got g;
+
+	(void)state;
+	ptr(r, "203.0.113.7", &g);
+	assert_int_equal(g.err, 0);
+	assert_int_equal(g.n, 1);
+	assert_string_equal(g.name[0], "host.ptr.test");
+	ptr(r, "203.0.113.8", &g); /* no PTR in the zone */
+	assert_int_equal(g.err, SL_ENOTFOUND);
+	ptr(r, "203.0.113.9", &g); /* the server refuses: temporary */
+	assert_int_equal(g.err, SL_EDNS);
+	ptr(r, "2001:db8::1", &g); /* libunbound's own RFC 3849 zone: none */
+	assert_int_equal(g.err, SL_ENOTFOUND);
+	assert_int_equal(resolver_lookup_ptr(r, (struct sockaddr *)&un, on_ptr, &g, NULL),
+			 -EINVAL);
+	resolver_destroy(r);
+}
+
 static void test_bad_names(void **state)
 {
 	static const char *const bad[] = {
@@ -902,6 +959,7 @@ int main(void)
 		cmocka_unit_test(test_literal_mx_target),
 		cmocka_unit_test(test_caps),
 		cmocka_unit_test(test_lookup_host),
+		cmocka_unit_test(test_lookup_ptr),
 		cmocka_unit_test(test_bad_names),
 		cmocka_unit_test(test_temporary_failures),
 		cmocka_unit_test(test_cancel),
