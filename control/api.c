@@ -31,8 +31,8 @@ struct api {
 	unsigned port;
 	struct api_grace *grace;
 	unsigned active; /* requests in flight (atomic) */
-	const struct api_route *tables[7];
-	size_t counts[7];
+	const struct api_route *tables[8];
+	size_t counts[8];
 };
 
 struct api_request {
@@ -735,6 +735,8 @@ int api_start(const struct api_config *cfg, struct store *store, struct api **ou
 	api->counts[5] = api_cfgset_route_count;
 	api->tables[6] = api_ip_routes;
 	api->counts[6] = api_ip_route_count;
+	api->tables[7] = api_event_routes;
+	api->counts[7] = api_event_route_count;
 	rc = parse_address(api->cfg.address, &ss);
 	if (rc < 0)
 		goto fail;

@@ -123,8 +123,10 @@ struct api_principal {
  *   api_tokens.c    api_token_routes    API tokens
  *   api_audit.c     api_audit_routes    the audit log
  *   api_cfgsets.c   api_cfgset_routes   configuration sets
- *   api_messages.c  api_message_routes  HTTP injection      (helper C2)
- *   api_queues.c    api_queue_routes    queue visibility    (helper C2)
+ *   api_messages.c  api_message_routes  HTTP injection
+ *   api_queues.c    api_queue_routes    queue visibility
+ *   api_ips.c       api_ip_routes       source IPs, FCrDNS
+ *   api_events.c    api_event_routes    the event log
  */
 extern const struct api_route api_tenant_routes[];
 extern const size_t api_tenant_route_count;
@@ -140,6 +142,8 @@ extern const struct api_route api_queue_routes[];
 extern const size_t api_queue_route_count;
 extern const struct api_route api_ip_routes[];
 extern const size_t api_ip_route_count;
+extern const struct api_route api_event_routes[];
+extern const size_t api_event_route_count;
 
 /* --- server -------------------------------------------------------------- */
 

@@ -15,12 +15,14 @@
  *   sluicectl token ...                admin API tokens
  *   sluicectl audit [--tenant T]       the control store's audit log
  *   sluicectl queue list|show|pause|...  delivery queues (admin API)
+ *   sluicectl events [--follow]        the event log (admin API)
  *
  * The admin-API commands share their options and output (cmd_api.h).
  */
 #include "auth.h"
 #include "cmd_bounce.h"
 #include "cmd_audit.h"
+#include "cmd_events.h"
 #include "cmd_queue.h"
 #include "cmd_dkim.h"
 #include "cmd_ip.h"
@@ -60,6 +62,7 @@ static int usage(FILE *f, int rc)
 		   "                          tenants over the admin API (sluicectl tenant --help)\n"
 		   "  token list|create|revoke  admin API tokens (sluicectl token --help)\n"
 		   "  audit [--tenant T]      the audit log (sluicectl audit --help)\n"
+		   "  events [--tenant T] [--follow]  the event log (sluicectl events --help)\n"
 		   "  queue list|show|pause|resume|retry|purge\n"
 		   "                          delivery queues (sluicectl queue --help)\n"
 		   "  ip list [--json]        source IPs: EHLO, rDNS, FCrDNS check, warm-up\n"
@@ -207,6 +210,8 @@ int main(int argc, char **argv)
 		return cmd_audit(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "queue"))
 		return cmd_queue(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "events"))
+		return cmd_events(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "ip"))
 		return cmd_ip(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "setup")) {

@@ -84,3 +84,35 @@ def test_sluicectl_queue(sink_factory, sluiced_factory):
     r = ctl(d, "queue", "resume", "--domain", "gmail.test")
     assert r.returncode == 0 and "resume: 1 recipient(s)" in r.stdout, r.stdout
     sink.wait_messages(1)
+
+
+def test_events_over_api_and_cli(sink_factory, sluiced_factory):
+    """GET /v1/events tails the event log; "next" continues without gaps;
+    a tenant token sees only its own; sluicectl events prints them."""
+    import json
+    sink_factory()
+    d = sluiced_factory(api=True).start()
+    q1 = inject(d, ["e1@gmail.test"])
+    d.wait_events("delivered", 1)
+    st, r = d.api("GET", "/v1/events?event=delivered")
+    assert st == 200 and [e["id"] for e in r["items"]] == [q1], r
+    cursor = r["next"]
+    q2 = inject(d, ["e2@yahoo.test"])
+    d.wait_events("delivered", 2)
+    st, r = d.api("GET", f"/v1/events?event=delivered&after={cursor}")
+    assert st == 200 and [e["id"] for e in r["items"]] == [q2], r
+    st, r = d.api("GET", f"/v1/events?after={r['next']}")
+    assert st == 200 and r["items"] == []
+    assert d.api("GET", "/v1/events?after=-1")[0] == 400
+    # A tenant token: its own tenant's events only.
+    assert d.api("POST", "/v1/tenants", {"name": "other"})[0] == 201
+    st, tok = d.api("POST", "/v1/tokens", {"role": "tenant", "tenant": "other"})
+    assert st == 201, tok
+    st, r = d.api("GET", "/v1/events", token=tok["token"])
+    assert st == 200 and r["items"] == []
+    assert d.api("GET", "/v1/events?tenant=local", token=tok["token"])[0] == 404
+    r = ctl(d, "events", "--event", "delivered")
+    assert r.returncode == 0 and q1 in r.stdout and q2 in r.stdout, r.stderr
+    r = ctl(d, "events", "--json", "--limit", "1")
+    lines = r.stdout.strip().splitlines()
+    assert len(lines) == 1 and json.loads(lines[0])["id"] == q2
