@@ -12,7 +12,7 @@
 static const char events_help[] =
 	"usage: sluicectl events [--tenant T] [--event KIND] [--limit N] [--follow] [--json]\n"
 	"                        [--api URL] [--token T] [-c FILE]\n"
-	"The newest events of sluiced's event log (docs/api.md, "Events"), oldest first.\n"
+	"The newest events of sluiced's event log (docs/api.md, Events), oldest first.\n"
 	"  --tenant T    only tenant T's events\n"
 	"  --event KIND  only this kind: delivered, deferred, bounced, purged, ...\n"
 	"  --limit N     how many (default 50, at most 1000)\n"
