@@ -4,8 +4,9 @@
  *   GET /v1/events?tenant=T&event=KIND&limit=N           the newest N, oldest first
  *   GET /v1/events?...&after=OFFSET                      the next ones from OFFSET
  *
- * The event log is the JSON-lines file sluiced writes (events.path,
- * the line format is in dataplane/events.h); this reads it, it keeps nothing of its own. Without
+ * The event log is the JSON-lines file sluiced writes (events.path; the
+ * line format is in dataplane/events.h): this reads it and keeps nothing
+ * of its own. Without
  * `after` the answer is the newest `limit` matching events from the last
  * EVENTS_TAIL_MAX bytes; with it, up to `limit` matching events starting
  * at that byte offset. Either way "next" is the offset to poll from for
