@@ -6,9 +6,8 @@
  *
  * The event log is the JSON-lines file sluiced writes (events.path; the
  * line format is in dataplane/events.h): this reads it and keeps nothing
- * of its own. Without
- * `after` the answer is the newest `limit` matching events from the last
- * EVENTS_TAIL_MAX bytes; with it, up to `limit` matching events starting
+ * of its own. Without `after` the answer is the newest `limit` matching
+ * events from the last EVENTS_TAIL_MAX bytes; with it, up to `limit` matching events starting
  * at that byte offset. Either way "next" is the offset to poll from for
  * what comes later (sluicectl events --follow), so a client can tail the
  * log without missing or repeating lines. An offset past the end (the log
