@@ -46,7 +46,7 @@ PROVIDER_MX = {"gmail.test": ("gmail-smtp-in.l.google.test", "203.0.113.25", "go
 OTHER_ADDR = "203.0.113.28"   # every other domain (provider "*")
 DNS_ADDR = "198.51.100.53"
 SOURCE_IP = "198.51.100.10"
-DPDK_IPS = ["198.51.100.20", "198.51.100.21"]
+DPDK_BASE = 20              # sluice-dpdk: the scenario's source IPs become .20, .21, ...
 DPDK_GATEWAY = "198.51.100.1"
 DPDK_TAP = "sltap0"
 SLUICE_PORT = 2525            # the first tenant's listener; tenant i: 2530 + i
@@ -695,10 +695,12 @@ def sluice_config(sc, sink, spool, events, control, variant, warmup_file, tls_ce
         pools.append({"name": name, "ips": [{"address": a, "ehlo": f"{name}{i + 1}.bench.test"}
                                             for i, a in enumerate(pips)]})
     if variant == "dpdk":
-        # Every pool's mail leaves through the DPDK port (its own source IPs).
-        pools = [{"name": p["name"], "transport": "dpdk",
-                  "ips": [{"address": a, "ehlo": f"{p['name']}-dpdk{i + 1}.bench.test"}
-                          for i, a in enumerate(DPDK_IPS)]} for p in pools[:1]]
+        # Every pool's mail leaves through the DPDK port, from its own
+        # addresses (the kernel's may not be reused).
+        for p in pools:
+            p["transport"] = "dpdk"
+            for ip in p["ips"]:
+                ip["address"] = dpdk_ip(sc, ip["address"])
     listeners, tenants = [], []
     for t in sc["tenants"]:
         if t.get("via_api"):
@@ -706,10 +708,9 @@ def sluice_config(sc, sink, spool, events, control, variant, warmup_file, tls_ce
         listeners.append({"name": f"in-{t['name']}", "address": f"127.0.0.1:{t['port']}",
                           "relay_networks": ["127.0.0.0/8"], "relay_tenant": t["name"]})
         td = {"name": t["name"], "stream": t["stream"]}
-        if variant != "dpdk":
-            for k in ("pool", "transactional_pool", "marketing_pool"):
-                if k in t:
-                    td[k] = t[k]
+        for k in ("pool", "transactional_pool", "marketing_pool"):
+            if k in t:
+                td[k] = t[k]
         tenants.append(td)
     if not listeners:  # HTTP-only tenants: keep an SMTP listener for probes
         listeners.append({"name": "submission", "address": f"127.0.0.1:{SLUICE_PORT}"})
@@ -730,8 +731,9 @@ def sluice_config(sc, sink, spool, events, control, variant, warmup_file, tls_ce
     conf = {"hostname": "sluice.bench.test", "listeners": listeners, "tenants": tenants,
             "pools": pools, "routes": routes, "delivery": delivery,
             "spool": {"path": str(spool), "sync": True}, "events": {"path": str(events)},
-            "metrics": {"address": f"127.0.0.1:{METRICS_PORT}"},
-            "control": {"store": str(control), "api": {"address": f"127.0.0.1:{API_PORT}"}}}
+            "metrics": {"address": f"127.0.0.1:{METRICS_PORT}"}}
+    if needs_api(sc):
+        conf["control"] = {"store": str(control), "api": {"address": f"127.0.0.1:{API_PORT}"}}
     if not tenants:
         conf.pop("tenants")
     if pa:
@@ -749,7 +751,22 @@ def sluice_config(sc, sink, spool, events, control, variant, warmup_file, tls_ce
     return yaml.safe_dump(conf, sort_keys=False)
 
 
-def warmup_config(sc, path):
+def needs_api(sc):
+    """The control store and admin API only where the scenario uses them
+    (HTTP injection, tenant hold): other runs measure sluiced as before."""
+    return sc["inject"]["protocol"] == "http" or sc["kind"] == "concurrency"
+
+
+def dpdk_ip(sc, ip):
+    """The DPDK port's stand-in for one of the scenario's source IPs."""
+    opts = sc["sluice"]
+    seen = list(opts.get("ips", ["198.51.100.10", "198.51.100.11"]))
+    for pips in opts.get("pools", {}).values():
+        seen += [a for a in pips if a not in seen]
+    return f"198.51.100.{DPDK_BASE + seen.index(ip)}" if ip in seen else ip
+
+
+def warmup_config(sc, path, variant):
     """warmup.yaml: the shipped schedules, the scenario's warming IPs from
     today (UTC) and the pools' overflow."""
     w = sc["warmup"]
@@ -757,7 +774,8 @@ def warmup_config(sc, path):
     start = datetime.datetime.utcnow().date().isoformat()
     doc = {"schedules": base["schedules"],
            "pools": {"default": {"overflow": w.get("overflow", "spill")}},
-           "ips": {ip: {"schedule": w.get("schedule", "standard"), "start": start}
+           "ips": {(dpdk_ip(sc, ip) if variant == "dpdk" else ip):
+                   {"schedule": w.get("schedule", "standard"), "start": start}
                    for ip in w["ips"]}}
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     return base["schedules"][w.get("schedule", "standard")]
@@ -821,7 +839,7 @@ class SluiceSystem:
         env = dict(os.environ)
         if sc["kind"] == "warmup":
             warm = self.dir / "warmup.yaml"
-            self.schedule = warmup_config(sc, warm)
+            self.schedule = warmup_config(sc, warm, variant)
             env["SLUICE_TEST_CLOCK"] = "1"
         self.conf = self.dir / "sluice.yaml"
         self.conf.write_text(sluice_config(sc, sink, self.dir / "spool", self.events,
@@ -834,7 +852,8 @@ class SluiceSystem:
                                      preexec_fn=many_files)
         try:
             wait_port("127.0.0.1", SLUICE_PORT, proc=self.proc, timeout=30)
-            wait_port("127.0.0.1", API_PORT, proc=self.proc)
+            if needs_api(sc):
+                wait_port("127.0.0.1", API_PORT, proc=self.proc)
         except (RuntimeError, TimeoutError) as e:
             err = (self.dir / "sluiced.err").read_text()[-600:]
             stop(self.proc)
@@ -844,7 +863,8 @@ class SluiceSystem:
         if variant == "dpdk":
             self.dpdk_kernel_side()
         self.pid = self.proc.pid
-        self.operator_token = (self.control / "admin.token").read_text().strip()
+        self.operator_token = (self.control / "admin.token").read_text().strip() \
+            if needs_api(sc) else None
 
     def dpdk_preflight(self, build, env):
         """Skip (with the reason) unless this sluiced has the dpdk transport
@@ -1341,14 +1361,14 @@ def hour_cap(sched, curve, day):
     return -(-int(last["daily"]) // int(sched.get("hourly_spread", 24)))
 
 
-def warmup_report(series, sc):
+def warmup_report(series, sc, name):
     """Recount the sink's log per (source IP, provider) per warm-up day and
     hour (test clock: warm = W + (t - W) × S) against the schedule's caps."""
     if not series.get("clock") or not series.get("schedule"):
         return {"error": "no test clock line in sluiced's log"}
     wall, scale = series["clock"]
     sched = series["schedule"]
-    warming = set(sc["warmup"]["ips"])
+    warming = {dpdk_ip(sc, ip) if name == "sluice-dpdk" else ip for ip in sc["warmup"]["ips"]}
     prov = {d: p for d, (_, _, p) in PROVIDER_MX.items()}
     per_day, per_hour = Counter(), Counter()
     for r in series["recs"]:
@@ -1704,8 +1724,11 @@ def main():
             report.setdefault("concurrency", results[name]["concurrency"])
     if sc["kind"] == "noisy-neighbour":
         report["noisy_neighbour"] = {n: r["quiet"] for n, r in results.items() if "quiet" in r}
-    if sc["kind"] == "warmup" and "sluice-uring" in series:
-        report["warmup"] = warmup_report(series["sluice-uring"], sc)
+    if sc["kind"] == "warmup":
+        for name in ("sluice-dpdk", "sluice-uring"):
+            if name in series:
+                results[name]["warmup"] = warmup_report(series[name], sc, name)
+                report["warmup"] = results[name]["warmup"]   # sluice-uring's if it ran
     if not a.no_plots:
         report["plots"] = plot(out, series, report)
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
