@@ -92,14 +92,6 @@ def parse_size(v):
     return int(float(s[:-1] if mult > 1 else s) * mult)
 
 
-def parse_duration(v):
-    s = str(v).strip()
-    for suf, mult in (("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)):
-        if s.endswith(suf):
-            return float(s[:-len(suf)]) * mult
-    return float(s)
-
-
 def weights(v, key):
     """A scalar, a list (equal weights) or a {value: weight} map -> [(value, w)].
     {generate: N, pattern: "d{i}.test"} makes N equally weighted names."""
@@ -455,8 +447,8 @@ def raw_message(rcpt, size, mid, stream=None):
 class SmtpSourceLoad:
     """One tenant's load as smtp-source processes (one per size × domain)."""
 
-    def __init__(self, target, tenant, work):
-        self.target, self.tenant, self.work = target, tenant, work
+    def __init__(self, target, tenant):
+        self.target, self.tenant = target, tenant
         self.procs = []
         self.sent = {}       # no per-message ids: latency comes from probes
         self.errors = []
@@ -1155,7 +1147,7 @@ def make_load(mta, t, sc, name):
         return PyLoad(mta, t, sc, name, "http")
     if sc["inject"]["rate"]:
         return PyLoad(mta, t, sc, name, "smtp")
-    return SmtpSourceLoad(mta.target(t), t, None)
+    return SmtpSourceLoad(mta.target(t), t)
 
 
 def run_system(name, build, work, sc, certs):
@@ -1174,10 +1166,9 @@ def run_system(name, build, work, sc, certs):
             extra["alone"] = quiet_alone(mta, sink, sc, name)
         cpu0 = mta.usage()[0]
         if sc["kind"] == "concurrency":
-            res, series = run_concurrency(mta, sink, sc, sampler)
+            res, (t0, t1, injected, sent) = run_concurrency(mta, sink, sc, sampler)
             extra.update(res)
-            t0, t1, injected, sent = series
-            complete, probe_sent, probe = extra["complete"], {}, None
+            complete, probe_sent = extra["complete"], {}
         else:
             probe = None
             quiet = [t for t in sc["tenants"] if t["probes"]]
@@ -1198,7 +1189,11 @@ def run_system(name, build, work, sc, certs):
             if errs:
                 log("injection errors: " + " | ".join(errs)[:500])
             if probe:
-                probe.join() if sc["kind"] == "noisy-neighbour" else (probe.halt.set(), probe.join())
+                # The quiet tenant's probes run to the end; elsewhere they
+                # only accompany the load.
+                if sc["kind"] != "noisy-neighbour":
+                    probe.halt.set()
+                probe.join()
             probe_sent = probe.sent if probe else {}
             sent = {}
             for ld in loads:
@@ -1462,8 +1457,8 @@ def write_markdown(out, report):
             lines.append(f"| {n} | {fmt(a['p50_ms'], '.1f')} | {fmt(a['p99_ms'], '.1f')} "
                          f"| {fmt(w['p50_ms'], '.1f')} | {fmt(w['p99_ms'], '.1f')} "
                          f"| {w['probes_delivered']}/{w['probes_sent']} |")
-        lines.append("A latency shown as – fell on a probe that had not arrived when the run "
-                     "ended (timeout or stall).")
+        lines += ["", "A latency shown as – fell on a probe that had not arrived when the run "
+                     "ended (timeout or stall)."]
     for n, s in report["systems"].items():
         if s.get("concurrency"):
             c = s["concurrency"]
