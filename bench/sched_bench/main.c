@@ -156,9 +156,9 @@ int main(void)
 	/* Queue: 10 messages for each of 10k domains, interleaved. */
 	t0 = ns();
 	for (uint32_t i = 0; i < N_MSGS; i++) {
-		struct spool_msg m = { .id = i + 1, .tenant = "t", .pool = "p", .mail_from = "a@b.test",
-				       .message_id = "", .received_ms = 1, .rcpts = &rcpt[i],
-				       .n_rcpts = 1 };
+		struct spool_msg m = { .id = i + 1, .tenant = "t", .pool = "p",
+				       .mail_from = "a@b.test", .message_id = "",
+				       .received_ms = 1, .rcpts = &rcpt[i], .n_rcpts = 1 };
 
 		snprintf(addr[i], sizeof addr[i], "u%u@d%u.test", i, i % N_DOMAINS);
 		rcpt[i].addr = addr[i];
@@ -180,13 +180,12 @@ int main(void)
 			s->prov = 0;
 		for (size_t k = 0; k < N_IPS; k++) {
 			struct bip *p = &s->ip[k];
+			struct shaping_key key = { .ip = ip_text[k], .pool = "p",
+						   .provider = *s->provider ? s->provider : NULL,
+						   .site = s->key,
+						   .domain = domain_queue_domain(s->dq) };
 
-			shaping_resolve(rules,
-					&(struct shaping_key){ .ip = ip_text[k], .pool = "p",
-							       .provider = *s->provider ? s->provider : NULL,
-							       .site = s->key,
-							       .domain = domain_queue_domain(s->dq) },
-					&p->shape);
+			shaping_resolve(rules, &key, &p->shape);
 			rate_init(&p->conn_rate, &p->shape.connection_rate, 0, now);
 			rate_init(&p->msg_rate, &p->shape.message_rate, 0, now);
 		}
@@ -210,7 +209,8 @@ int main(void)
 			rate_allow(&p->conn_rate, now, 1);
 			p->n_conns++;
 			sessions++;
-			while (domain_queue_ready(s->dq) && n < p->shape.max_messages_per_connection) {
+			while (domain_queue_ready(s->dq) &&
+			       n < p->shape.max_messages_per_connection) {
 				struct delivery *d;
 				struct rcpt_outcome o = { .reply = &ok, .source_ip = ip_text[ip] };
 
@@ -250,15 +250,18 @@ int main(void)
 			now++;
 	}
 	t3 = ns();
-	for (size_t i = 0; i < n_sites; i++)
-		for (size_t k = 0; k < N_IPS; k++)
-			shaping_resolve(rules,
-					&(struct shaping_key){ .ip = ip_text[k], .pool = "p",
-							       .provider = *sites[i].provider ?
-									   sites[i].provider : NULL,
-							       .site = sites[i].key,
-							       .domain = domain_queue_domain(sites[i].dq) },
-					&sites[i].ip[k].shape);
+	for (size_t i = 0; i < n_sites; i++) {
+		struct bsite *s = &sites[i];
+
+		for (size_t k = 0; k < N_IPS; k++) {
+			struct shaping_key key = { .ip = ip_text[k], .pool = "p",
+						   .provider = *s->provider ? s->provider : NULL,
+						   .site = s->key,
+						   .domain = domain_queue_domain(s->dq) };
+
+			shaping_resolve(rules, &key, &s->ip[k].shape);
+		}
+	}
 	t4 = ns();
 	printf("sched-bench: %u messages, %zu sites, %d source IPs, %llu sessions, "
 	       "%llu rate refusals\n",
