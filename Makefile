@@ -131,6 +131,10 @@ $(BUILD)/dkim-bench: bench/dkim_bench/main.c $(LIB)
 $(BUILD)/warmup-bench: bench/warmup_bench/main.c $(LIB)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+# make build/sched-bench: queue + shaping cost per message (docs/shaping.md).
+$(BUILD)/sched-bench: bench/sched_bench/main.c $(LIB)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
 fmt:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 

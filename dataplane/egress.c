@@ -32,10 +32,23 @@ struct target {
 enum resolve_state { RS_NONE, RS_RESOLVING, RS_OK };
 
 /*
+ * The shaping state of one source IP of the pool at a site: its sessions,
+ * rate limiters and idle sessions, under the rules merged for (that IP,
+ * the site) — so an `ips:` rule binds only its IP.
+ */
+struct site_ip {
+	unsigned n_conns, n_connecting;
+	struct out_session *idle;    /* this IP's sessions waiting for work */
+	struct shaping_values shape; /* (IP, pool, provider, site[, domain]) */
+	struct rate_limiter conn_rate, msg_rate;
+};
+
+/*
  * A site: the unit of shaping. Domain queues of one pool whose MX sets are
  * equal (same site key, same route port and TLS requirement) share one
- * site, and with it the connection count, the connection and message rate
- * limiters, the idle sessions and the session-level knobs. A domain that a
+ * site, and with it one ready list and, per source IP of the pool, the
+ * connection count, the connection and message rate limiters, the idle
+ * sessions and the session-level knobs (struct site_ip). A domain that a
  * shaping rule names (shaping_has_domain_rule) gets a site of its own, so
  * its rule is never diluted by the other domains of its MX set.
  */
@@ -50,14 +63,13 @@ struct site {
 	size_t pool_idx;
 	bool require_tls;
 	uint64_t no_tls_until; /* a handshake failed: opportunistic TLS off until then */
-	unsigned n_conns, n_connecting;
-	struct out_session *idle;  /* sessions waiting for work */
+	unsigned n_conns, n_connecting; /* sums over ip[] (the pool's view) */
+	struct site_ip *ip;             /* per source IP of the pool */
+	size_t n_ip, ip_rr;             /* ip_rr: next IP to try, round-robin */
 	/* Member queues with ready work, served round-robin. */
 	struct dq_egress *ready_head, *ready_tail;
 	struct site *next_kick; /* on egress.kicks while a kick is due */
 	bool kick_due;
-	struct shaping_values shape; /* (pool, provider, site[, domain]) */
-	struct rate_limiter conn_rate, msg_rate;
 	struct loop_timer rate_timer; /* a rate limit said "later" */
 	struct loop_timer warm_timer; /* warm-up holds until the next window */
 	char provider[64];
@@ -116,7 +128,6 @@ struct egress {
 	const struct sl_config *cfg;
 	struct queue *q;
 	struct tls_ctx *tls;
-	size_t *pool_rr;
 	struct transport **pool_t; /* per pool; NULL = t */
 	unsigned n_sessions;
 	struct out_session *sessions;
@@ -193,13 +204,19 @@ static void warm_wait(struct site *se, uint64_t now, uint64_t at)
 		loop_timer_arm(se->eg->loop, &se->warm_timer, delay);
 }
 
-/* A rate limit refused: come back when rl has a token. */
-static void rate_wait(struct site *se, struct rate_limiter *rl)
+/* A rate limit said later: kick the site at `at` (or earlier if armed so). */
+static void rate_wait_until(struct site *se, uint64_t at)
 {
-	uint64_t now = loop_now_ms(se->eg->loop), at = rate_next_ms(rl, now);
+	uint64_t now = loop_now_ms(se->eg->loop);
 
 	if (!loop_timer_armed(&se->rate_timer) || se->rate_timer.expire_ms > at)
 		loop_timer_arm(se->eg->loop, &se->rate_timer, at > now ? at - now : 1);
+}
+
+/* A rate limit refused: come back when rl has a token. */
+static void rate_wait(struct site *se, struct rate_limiter *rl)
+{
+	rate_wait_until(se, rate_next_ms(rl, loop_now_ms(se->eg->loop)));
 }
 
 static void kick_later(struct site *se)
@@ -222,6 +239,15 @@ static uint64_t hash_key(const char *s)
 	return h;
 }
 
+/* An address without its port, as text. */
+static void addr_text(const struct sockaddr_storage *a, char *buf, size_t len)
+{
+	if (a->ss_family == AF_INET6)
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)a)->sin6_addr, buf, len);
+	else
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)a)->sin_addr, buf, len);
+}
+
 /* The provider of a site key's MX hosts (comma-separated). */
 static const char *site_provider(const struct egress *eg, const char *mx)
 {
@@ -238,11 +264,13 @@ static const char *site_provider(const struct egress *eg, const char *mx)
 	return n ? provider_for_mxs(eg->providers, hosts, n) : NULL;
 }
 
-/* Resolve the site's shaping (after creation and after a reload), keeping
- * the rate limiters' fill. */
+/* Resolve the shaping of every source IP at the site (after creation and
+ * after a reload), keeping the rate limiters' fill. */
 static void site_shape(struct site *se)
 {
 	struct egress *eg = se->eg;
+	const struct sl_pool_cfg *pc = se->pool_idx < eg->cfg->n_pools ?
+				       &eg->cfg->pools[se->pool_idx] : NULL;
 	const char *provider = site_provider(eg, se->mx);
 	uint64_t now = loop_now_ms(eg->loop);
 
@@ -253,12 +281,20 @@ static void site_shape(struct site *se)
 
 		se->prov_id = id < 0 ? 0 : id;
 	}
-	shaping_resolve(eg->shaping,
-			&(struct shaping_key){ .pool = se->pool, .provider = provider,
-					       .site = se->mx, .domain = se->domain },
-			&se->shape);
-	rate_update(&se->conn_rate, &se->shape.connection_rate, 0, now);
-	rate_update(&se->msg_rate, &se->shape.message_rate, 0, now);
+	for (size_t i = 0; i < se->n_ip; i++) {
+		struct site_ip *sp = &se->ip[i];
+		char ip[INET6_ADDRSTRLEN] = "";
+
+		if (pc && i < pc->n_ips)
+			addr_text(&pc->ips[i].addr, ip, sizeof ip);
+		shaping_resolve(eg->shaping,
+				&(struct shaping_key){ .ip = *ip ? ip : NULL, .pool = se->pool,
+						       .provider = provider, .site = se->mx,
+						       .domain = se->domain },
+				&sp->shape);
+		rate_update(&sp->conn_rate, &sp->shape.connection_rate, 0, now);
+		rate_update(&sp->msg_rate, &sp->shape.message_rate, 0, now);
+	}
 }
 
 static int site_grow(struct egress *eg)
@@ -288,6 +324,7 @@ static void site_free(struct site *se)
 	free(se->mx);
 	free(se->domain);
 	free(se->pool);
+	free(se->ip);
 	free(se);
 }
 
@@ -318,7 +355,9 @@ static struct site *site_get(struct egress *eg, const struct dq_egress *de, cons
 	se->mx = strdup(de->mx);
 	se->pool = strdup(pool);
 	se->domain = domain ? strdup(domain) : NULL;
-	if (!se->key || !se->mx || !se->pool || (domain && !se->domain)) {
+	se->n_ip = pc && pc->n_ips ? pc->n_ips : 1;
+	se->ip = calloc(se->n_ip, sizeof *se->ip);
+	if (!se->key || !se->mx || !se->pool || (domain && !se->domain) || !se->ip) {
 		site_free(se);
 		return NULL;
 	}
@@ -327,8 +366,12 @@ static struct site *site_get(struct egress *eg, const struct dq_egress *de, cons
 	se->rate_timer.cb = on_rate_timer;
 	se->warm_timer.cb = on_warm_timer;
 	site_shape(se);
-	rate_init(&se->conn_rate, &se->shape.connection_rate, 0, loop_now_ms(eg->loop));
-	rate_init(&se->msg_rate, &se->shape.message_rate, 0, loop_now_ms(eg->loop));
+	for (size_t i = 0; i < se->n_ip; i++) {
+		struct site_ip *sp = &se->ip[i];
+
+		rate_init(&sp->conn_rate, &sp->shape.connection_rate, 0, loop_now_ms(eg->loop));
+		rate_init(&sp->msg_rate, &sp->shape.message_rate, 0, loop_now_ms(eg->loop));
+	}
 	b = hash_key(key) & (eg->n_site_tab - 1);
 	se->hnext = eg->site_tab[b];
 	eg->site_tab[b] = se;
@@ -656,7 +699,7 @@ static void session_unidle(struct out_session *s)
 
 	if (!s->idle)
 		return;
-	for (pp = &s->se->idle; *pp; pp = &(*pp)->next_idle)
+	for (pp = &s->se->ip[s->ip_idx].idle; *pp; pp = &(*pp)->next_idle)
 		if (*pp == s) {
 			*pp = s->next_idle;
 			break;
@@ -681,10 +724,13 @@ static void session_destroy(struct out_session *s)
 	if (s->cl)
 		smtp_client_destroy(s->cl);
 	sl_buf_free(&s->body);
-	if (s->connected)
+	if (s->connected) {
 		se->n_conns--;
-	else
+		se->ip[s->ip_idx].n_conns--;
+	} else {
 		se->n_connecting--;
+		se->ip[s->ip_idx].n_connecting--;
+	}
 	eg->n_sessions--;
 	(*eg->g_sessions)--;
 	if (s->prev)
@@ -727,8 +773,82 @@ static int session_connect(struct out_session *s)
 	snprintf(s->site, sizeof s->site, "%s", t->host);
 	return transport_connect(s->t, (struct sockaddr *)&s->src, s->src_len,
 				 (struct sockaddr *)&t->addr, t->len,
-				 s->se->shape.connect_timeout_ms, &session_handler, s,
+				 s->se->ip[s->ip_idx].shape.connect_timeout_ms, &session_handler, s,
 				 &s->io.conn);
+}
+
+/* May source IP i open a session to the site now? No when it is at its
+ * max_connections (a session's end kicks the site) or its connection or
+ * message rate has no token (then *at = min(*at, when one comes)). */
+static bool site_ip_can_open(struct site *se, size_t i, uint64_t now, uint64_t *at)
+{
+	struct site_ip *sp = &se->ip[i];
+	uint32_t max = sp->shape.max_connections;
+	uint64_t t;
+
+	if (max && sp->n_conns + sp->n_connecting >= max)
+		return false;
+	if (!rate_available(&sp->conn_rate, now)) {
+		t = rate_next_ms(&sp->conn_rate, now);
+	} else if (!rate_available(&sp->msg_rate, now)) {
+		t = rate_next_ms(&sp->msg_rate, now);
+	} else {
+		return true;
+	}
+	if (t < *at)
+		*at = t;
+	return false;
+}
+
+struct ip_usable_ctx {
+	struct site *se;
+	uint64_t now, at;
+};
+
+static bool ip_usable(void *ctx, size_t ip)
+{
+	struct ip_usable_ctx *c = ctx;
+
+	return ip < c->se->n_ip && site_ip_can_open(c->se, ip, c->now, &c->at);
+}
+
+/* The source IP for a new session: the warm-up gate's choice among the IPs
+ * whose own (IP, site) limits allow a session now, or round-robin over
+ * those. -EAGAIN when none may: the site is kicked again when the earliest
+ * one can (a rate's next token, a warm-up window, or a session's end). */
+static int site_pick_ip(struct site *se)
+{
+	struct egress *eg = se->eg;
+	size_t pi = se->pool_idx;
+	struct ip_usable_ctx c = { .se = se, .now = loop_now_ms(eg->loop), .at = UINT64_MAX };
+	int rc = -EAGAIN;
+
+	if (eg->gate && warmup_gate_pool_gated(eg->gate, pi)) {
+		uint64_t now = warm_now(eg), next;
+
+		rc = warmup_gate_pick_usable(eg->gate, pi, se->prov_id, now, ip_usable, &c,
+					     &next);
+		if (rc == -EAGAIN)
+			warm_wait(se, now, next);
+	} else {
+		for (size_t k = 0; k < se->n_ip; k++) {
+			size_t i = (se->ip_rr + k) % se->n_ip;
+
+			if (site_ip_can_open(se, i, c.now, &c.at)) {
+				se->ip_rr = i + 1;
+				rc = (int)i;
+				break;
+			}
+		}
+	}
+	if (rc == -EBUSY || rc == -EAGAIN) {
+		if (c.at != UINT64_MAX)
+			rate_wait_until(se, c.at);
+		return -EAGAIN;
+	}
+	if (rc >= 0)
+		rate_allow(&se->ip[rc].conn_rate, c.now, 1);
+	return rc;
 }
 
 /* A new session for the site, connecting to de's targets. */
@@ -741,18 +861,12 @@ static int session_start(struct site *se, struct dq_egress *de)
 	struct out_session *s;
 	int rc;
 
-	if (eg->gate && warmup_gate_pool_gated(eg->gate, pi)) {
-		uint64_t now = warm_now(eg), next;
-
-		rc = warmup_gate_pick(eg->gate, pi, se->prov_id, now, &next);
-		if (rc < 0) {
-			warm_wait(se, now, next);
-			return rc;
-		}
-		ii = (size_t)rc;
-	} else {
-		ii = eg->pool_rr[pi]++ % pool->n_ips;
-	}
+	rc = site_pick_ip(se);
+	if (rc < 0)
+		return rc;
+	ii = (size_t)rc;
+	if (ii >= pool->n_ips)
+		return -EINVAL;
 	ip = &pool->ips[ii];
 	s = calloc(1, sizeof *s);
 	if (!s)
@@ -768,12 +882,7 @@ static int session_start(struct site *se, struct dq_egress *de)
 	s->timer.cb = session_timeout;
 	s->target = de->good < de->n_targets ? de->good : 0;
 	s->started_ms = loop_now_ms(eg->loop);
-	if (ip->addr.ss_family == AF_INET6)
-		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ip->addr)->sin6_addr, s->src_ip,
-			  sizeof s->src_ip);
-	else
-		inet_ntop(AF_INET, &((struct sockaddr_in *)&ip->addr)->sin_addr, s->src_ip,
-			  sizeof s->src_ip);
+	addr_text(&ip->addr, s->src_ip, sizeof s->src_ip);
 	rc = session_connect(s);
 	if (rc < 0) {
 		free(s);
@@ -784,6 +893,7 @@ static int session_start(struct site *se, struct dq_egress *de)
 		s->next->prev = s;
 	eg->sessions = s;
 	se->n_connecting++;
+	se->ip[ii].n_connecting++;
 	eg->n_sessions++;
 	(*eg->g_sessions)++;
 	(*eg->c_sessions)++;
@@ -792,28 +902,31 @@ static int session_start(struct site *se, struct dq_egress *de)
 
 static void session_park(struct out_session *s)
 {
+	struct site_ip *sp = &s->se->ip[s->ip_idx];
+
 	s->idle = true;
-	s->next_idle = s->se->idle;
-	s->se->idle = s;
-	loop_timer_arm(s->eg->loop, &s->timer, s->se->shape.idle_timeout_ms);
+	s->next_idle = sp->idle;
+	sp->idle = s;
+	loop_timer_arm(s->eg->loop, &s->timer, sp->shape.idle_timeout_ms);
 }
 
 /* Give s the next ready delivery of any domain of its site, round-robin
- * over the domains (false: none, or the site's message rate says later; s
+ * over the domains (false: none, or its IP's message rate says later; s
  * is then parked idle or QUITs). One transaction carries one delivery:
  * recipients of one domain. */
 static bool session_take_work(struct out_session *s)
 {
 	struct egress *eg = s->eg;
 	struct site *se = s->se;
+	struct site_ip *sp = &se->ip[s->ip_idx];
 	struct dq_egress *de;
 	const struct spool_msg *m;
 	struct smtp_client_msg cm;
 	const char **rcpts;
 	int rc;
 
-	if (se->shape.max_messages_per_connection &&
-	    s->n_msgs >= se->shape.max_messages_per_connection) {
+	if (sp->shape.max_messages_per_connection &&
+	    s->n_msgs >= sp->shape.max_messages_per_connection) {
 		smtp_client_quit(s->cl);
 		return false;
 	}
@@ -821,8 +934,8 @@ static bool session_take_work(struct out_session *s)
 		session_park(s);
 		return false;
 	}
-	if (!rate_allow(&se->msg_rate, loop_now_ms(eg->loop), 1)) {
-		rate_wait(se, &se->msg_rate);
+	if (!rate_allow(&sp->msg_rate, loop_now_ms(eg->loop), 1)) {
+		rate_wait(se, &sp->msg_rate);
 		session_park(s);
 		return false;
 	}
@@ -962,6 +1075,8 @@ static void on_session_connect(void *ctx, int err)
 	de->good = s->target;
 	s->se->n_connecting--;
 	s->se->n_conns++;
+	s->se->ip[s->ip_idx].n_connecting--;
+	s->se->ip[s->ip_idx].n_conns++;
 	s->connected = true;
 	p = (struct smtp_client_params){
 		.ehlo_name = s->ehlo,
@@ -1033,37 +1148,38 @@ static const struct conn_handler session_handler = {
 /* --- scheduling --------------------------------------------------------- */
 
 /* Idle sessions of the site take ready work first (they are connected
- * already); then new sessions open while there is more work than sessions
- * connecting, up to the site's max_connections and connection_rate and
- * the global delivery.max_connections. */
+ * already), IP by IP round-robin, each IP while its message rate allows;
+ * then new sessions open while there is more work than sessions
+ * connecting, from source IPs whose own max_connections and rates allow
+ * (site_pick_ip), up to the global delivery.max_connections. */
 static void site_kick(struct site *se)
 {
 	struct egress *eg = se->eg;
 	struct dq_egress *de;
-	uint32_t max = se->shape.max_connections ? se->shape.max_connections : UINT32_MAX;
+	size_t first = se->ip_rr;
 
 	if (!eg->q)
 		return;
-	while (se->idle && site_next_ready(se)) {
-		struct out_session *s = se->idle;
-		bool took;
+	for (size_t k = 0; k < se->n_ip && site_next_ready(se); k++) {
+		struct site_ip *sp = &se->ip[(first + k) % se->n_ip];
 
-		session_unidle(s);
-		loop_timer_arm(eg->loop, &s->timer, eg->cfg->delivery.command_timeout_ms);
-		took = session_take_work(s);
-		session_drive(s);
-		if (!took && s->idle)
-			return; /* the message rate says later; its timer kicks again */
+		while (sp->idle && site_next_ready(se)) {
+			struct out_session *s = sp->idle;
+			bool took;
+
+			session_unidle(s);
+			loop_timer_arm(eg->loop, &s->timer, eg->cfg->delivery.command_timeout_ms);
+			took = session_take_work(s);
+			session_drive(s);
+			if (!took && s->idle)
+				break; /* this IP's message rate says later; its timer kicks */
+		}
 	}
-	while (site_ready_over(se, se->n_connecting) && se->n_conns + se->n_connecting < max) {
+	while (site_ready_over(se, se->n_connecting)) {
 		if (!(de = site_connect_de(se)))
 			return;
 		if (eg->n_sessions >= eg->cfg->delivery.max_connections) {
 			eg->starved = true;
-			return;
-		}
-		if (!rate_allow(&se->conn_rate, loop_now_ms(eg->loop), 1)) {
-			rate_wait(se, &se->conn_rate);
 			return;
 		}
 		if (session_start(se, de) < 0)
@@ -1203,7 +1319,6 @@ int egress_create(struct loop *l, struct transport *t, struct resolver *r,
 	eg->t = t;
 	eg->res = r;
 	eg->cfg = cfg;
-	eg->pool_rr = calloc(cfg->n_pools ? cfg->n_pools : 1, sizeof *eg->pool_rr);
 	eg->pool_t = calloc(cfg->n_pools ? cfg->n_pools : 1, sizeof *eg->pool_t);
 	eg->c_sessions = metrics_counter(m, "sluice_egress_connections_total",
 					 "Outbound connections opened", "");
@@ -1212,7 +1327,7 @@ int egress_create(struct loop *l, struct transport *t, struct resolver *r,
 	eg->c_tls = metrics_counter(m, "sluice_egress_starttls_total",
 				    "Outbound sessions that started TLS", "");
 	eg->g_sessions = metrics_gauge(m, "sluice_egress_sessions", "Open outbound sessions", "");
-	if (!eg->pool_rr || !eg->pool_t || !eg->c_sessions || !eg->c_connect_fail || !eg->c_tls ||
+	if (!eg->pool_t || !eg->c_sessions || !eg->c_connect_fail || !eg->c_tls ||
 	    !eg->g_sessions)
 		goto fail;
 	rc = shaping_setup(cfg, &eg->shaping, &eg->providers, err, errlen);
@@ -1228,7 +1343,6 @@ fail:
 		shaping_free(eg->shaping);
 	if (eg->providers)
 		providers_free(eg->providers);
-	free(eg->pool_rr);
 	free(eg->pool_t);
 	free(eg);
 	return rc;
@@ -1303,7 +1417,6 @@ void egress_destroy(struct egress *e)
 		shaping_free(e->shaping);
 	if (e->providers)
 		providers_free(e->providers);
-	free(e->pool_rr);
 	free(e->pool_t);
 	free(e);
 }

@@ -219,11 +219,15 @@ struct pool_view {
 	long best_room;   /* pool index of the warming IP with most left, or -1 */
 	long first_warm;  /* pool index of the next warm IP round-robin, or -1 */
 	bool warming;     /* some IP is warming (full or with room) */
+	bool room_unusable; /* a warming IP with room was skipped as unusable */
+	bool warm_unusable; /* a warm IP was skipped as unusable */
 	uint64_t next;    /* earliest next window of a full warming IP */
 };
 
+/* usable NULL: every IP. Otherwise best_room and first_warm only name
+ * usable IPs; the other fields describe the whole pool. */
 static void pool_scan(struct warmup_gate *g, struct gate_pool *gp, int prov, uint64_t now,
-		      struct pool_view *v)
+		      bool (*usable)(void *, size_t), void *ctx, struct pool_view *v)
 {
 	uint64_t best = 0;
 
@@ -236,6 +240,10 @@ static void pool_scan(struct warmup_gate *g, struct gate_pool *gp, int prov, uin
 		switch (classify(g, gp->ip[i], prov, now, &left, &s)) {
 		case IP_ROOM:
 			v->warming = true;
+			if (usable && !usable(ctx, i)) {
+				v->room_unusable = true;
+				break;
+			}
 			if (left > best) {
 				best = left;
 				v->best_room = (long)i;
@@ -261,6 +269,10 @@ static void pool_scan(struct warmup_gate *g, struct gate_pool *gp, int prov, uin
 		uint64_t left;
 
 		if (classify(g, gp->ip[i], prov, now, &left, &s) == IP_WARM) {
+			if (usable && !usable(ctx, i)) {
+				v->warm_unusable = true;
+				continue;
+			}
 			v->first_warm = (long)i;
 			break;
 		}
@@ -269,24 +281,40 @@ static void pool_scan(struct warmup_gate *g, struct gate_pool *gp, int prov, uin
 
 int warmup_gate_pick(struct warmup_gate *g, size_t pool, int prov, uint64_t now, uint64_t *next)
 {
+	return warmup_gate_pick_usable(g, pool, prov, now, NULL, NULL, next);
+}
+
+int warmup_gate_pick_usable(struct warmup_gate *g, size_t pool, int prov, uint64_t now,
+			    bool (*usable)(void *ctx, size_t ip), void *ctx, uint64_t *next)
+{
 	struct gate_pool *gp = &g->pools[pool];
 	struct pool_view v;
 
 	*next = now;
 	if (!gp->gated) {
-		if (!gp->n_ip)
-			return -EAGAIN;
-		return (int)(gp->rr_warm++ % gp->n_ip);
+		for (size_t k = 0; k < gp->n_ip; k++) {
+			size_t i = gp->rr_warm++ % gp->n_ip;
+
+			if (!usable || usable(ctx, i))
+				return (int)i;
+		}
+		return gp->n_ip ? -EBUSY : -EAGAIN;
 	}
-	pool_scan(g, gp, prov, now, &v);
+	pool_scan(g, gp, prov, now, usable, ctx, &v);
 	if (v.best_room >= 0) {
 		gp->rr_warming = (size_t)v.best_room + 1;
 		return (int)v.best_room;
 	}
+	/* A warming IP with room that is only busy: wait for it rather than
+	 * spill (warmup_gate_take would refuse the warm IP anyway). */
+	if (v.room_unusable)
+		return -EBUSY;
 	if (v.first_warm >= 0 && (!v.warming || gp->overflow == WARMUP_SPILL)) {
 		gp->rr_warm = (size_t)v.first_warm + 1;
 		return (int)v.first_warm;
 	}
+	if (v.warm_unusable && (!v.warming || gp->overflow == WARMUP_SPILL))
+		return -EBUSY;
 	*next = v.next;
 	return -EAGAIN;
 }
@@ -306,7 +334,7 @@ bool warmup_gate_take(struct warmup_gate *g, size_t pool, size_t ip, int prov, u
 		return warmup_allow(&s->st, now, 1);
 	case IP_WARM:
 		/* Overflow only: not while a warming IP of the pool has room. */
-		pool_scan(g, gp, prov, now, &v);
+		pool_scan(g, gp, prov, now, NULL, NULL, &v);
 		if (v.best_room >= 0 || (v.warming && gp->overflow != WARMUP_SPILL))
 			return false;
 		if (s) {

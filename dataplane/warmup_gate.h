@@ -68,6 +68,14 @@ bool warmup_gate_pool_gated(const struct warmup_gate *g, size_t pool);
 int warmup_gate_pick(struct warmup_gate *g, size_t pool, int prov, uint64_t now,
 		     uint64_t *next);
 
+/* warmup_gate_pick() among the IPs usable(ctx, ip) accepts (say, those
+ * whose own shaping limits allow a session now); the others are skipped
+ * as if busy, the gate's choice among the rest is unchanged. -EBUSY when
+ * the IP the gate would use is only unusable (the caller knows when that
+ * ends); -EAGAIN and *next as warmup_gate_pick() otherwise. */
+int warmup_gate_pick_usable(struct warmup_gate *g, size_t pool, int prov, uint64_t now,
+			    bool (*usable)(void *ctx, size_t ip), void *ctx, uint64_t *next);
+
 /* A session from IP ip of pool is about to send one message to prov:
  * true if allowed (and counted), false if that IP must stop now (it ran
  * out of capacity, was paused, or is warm while warming IPs have room). */

@@ -32,6 +32,14 @@ def submit(msgs, port=2525):
     return ids
 
 
+def by_src(conns):
+    """{source IP: its connections}: limits hold per (source IP, site)."""
+    out = {}
+    for c in conns:
+        out.setdefault(c["src"], []).append(c)
+    return out
+
+
 def max_concurrent(conns):
     """Peak number of overlapping [open, last] intervals."""
     ev = sorted([(c["open"], 1) for c in conns] + [(c["last"], -1) for c in conns],
@@ -45,7 +53,8 @@ def max_concurrent(conns):
 
 def test_domains_of_one_site_share_max_connections(tmp_path, sink_factory, sluiced_factory):
     """gmail.test and googlehosted.test have the same MX set: one site,
-    one max_connections for both (per-domain state would allow 2 + 2)."""
+    one max_connections per source IP for both (per-domain state would
+    allow 2 + 2 from each IP)."""
     sink = sink_factory(rules="* delay 100ms\n")
     rules = tmp_path / "shaping.yaml"
     rules.write_text(f"sites:\n  \"{GOOGLE_SITE}\":\n    max_connections: 2\n"
@@ -61,14 +70,16 @@ def test_domains_of_one_site_share_max_connections(tmp_path, sink_factory, sluic
     conns = wait_until(lambda: sum(c["messages"] for c in sink.connections()) >= n
                        and sink.connections(), 30, "every connection logged")
     google = [c for c in conns if c["dst"].startswith("203.0.113.25")]
-    print(f"peak concurrent connections to the google site: {max_concurrent(google)}")
-    assert max_concurrent(google) <= 2, google
+    for ip, cs in by_src(google).items():
+        print(f"peak concurrent connections from {ip} to the google site: "
+              f"{max_concurrent(cs)}")
+        assert max_concurrent(cs) <= 2, (ip, cs)
     assert sum(c["messages"] for c in google) == n
 
 
 def test_message_rate_observed_at_sink(tmp_path, sink_factory, sluiced_factory):
-    """message_rate 20/s over 200 messages: the steady-state rate the sink
-    sees is within 5% of the configured rate."""
+    """message_rate 20/s per source IP over 200 messages: the steady-state
+    rate the sink sees from each IP is within 5% of the configured rate."""
     sink = sink_factory()
     rules = tmp_path / "shaping.yaml"
     rules.write_text("providers:\n  yahoo:\n    message_rate: 20/s\n    max_connections: 3\n")
@@ -76,19 +87,24 @@ def test_message_rate_observed_at_sink(tmp_path, sink_factory, sluiced_factory):
     n = 200
     submit([(f"u{i}@yahoo.test", None) for i in range(n)])
     got = sink.wait_messages(n, timeout=120)
-    t = sorted(m["time"] for m in got)
-    # Skip the initial burst and the tail: the middle 80%.
-    lo, hi = n // 10, n - n // 10
-    rate = (hi - lo) / (t[hi] - t[lo])
-    print(f"observed {rate:.3f}/s over messages {lo}..{hi} (configured 20/s)")
-    (sink.dir / "rate.txt").write_text(f"{rate:.4f}\n")
-    assert abs(rate - 20) <= 1.0, rate
-    assert max_concurrent(sink.connections()) <= 3
+    rates = []
+    for ip in sorted({m["src"] for m in got}):
+        t = sorted(m["time"] for m in got if m["src"] == ip)
+        # Skip the initial burst and the tail: the middle 80%.
+        lo, hi = len(t) // 10, len(t) - 1 - len(t) // 10
+        rate = (hi - lo) / (t[hi] - t[lo])
+        print(f"observed {rate:.3f}/s from {ip} over its messages {lo}..{hi} "
+              "(configured 20/s)")
+        rates.append(rate)
+        assert abs(rate - 20) <= 1.0, (ip, rate)
+    (sink.dir / "rate.txt").write_text("".join(f"{r:.4f}\n" for r in rates))
+    for ip, cs in by_src(sink.connections()).items():
+        assert max_concurrent(cs) <= 3, (ip, cs)
 
 
 def test_connections_per_site_never_above_max(tmp_path, sink_factory, sluiced_factory):
     """Under a backlog with a slow receiver, the sink never sees more than
-    max_connections concurrent sessions to the site."""
+    max_connections concurrent sessions from one source IP to the site."""
     sink = sink_factory(rules="* delay 50ms\n")
     rules = tmp_path / "shaping.yaml"
     rules.write_text("default:\n  max_connections: 3\n  max_messages_per_connection: 5\n")
@@ -98,7 +114,8 @@ def test_connections_per_site_never_above_max(tmp_path, sink_factory, sluiced_fa
     sink.wait_messages(n, timeout=90)
     conns = wait_until(lambda: sum(c["messages"] for c in sink.connections()) >= n
                        and sink.connections(), 30, "every connection logged")
-    assert max_concurrent(conns) <= 3, conns
+    for ip, cs in by_src(conns).items():
+        assert max_concurrent(cs) <= 3, (ip, cs)
     assert len(conns) >= n // 5
 
 
@@ -143,11 +160,14 @@ def test_sighup_reloads_shaping(tmp_path, sink_factory, sluiced_factory):
     wait_until(lambda: "keeping the old shaping rules" in err.read_text(), 10, "reload error")
     assert "shaping.yaml:5:" in err.read_text()
     got = sink.wait_messages(10, timeout=60)
-    old = sorted(m["time"] for m in got)
     conns = sink.connections()
-    assert max_concurrent(conns) <= 1
-    # The old rate still holds: 10 messages at 5/s.
-    assert (9 / (old[-1] - old[1])) < 6.5
+    for ip, cs in by_src(conns).items():
+        assert max_concurrent(cs) <= 1, (ip, cs)
+    # The old rate still holds per source IP: 5/s.
+    for ip in {m["src"] for m in got}:
+        old = sorted(m["time"] for m in got if m["src"] == ip)
+        if len(old) >= 4:
+            assert (len(old) - 2) / (old[-1] - old[1]) < 6.5, (ip, old)
     rules.write_text(RELOAD_NEW)
     d.proc.send_signal(signal.SIGHUP)
     wait_until(lambda: "reload: shaping rules" in err.read_text(), 10, "reload")
@@ -157,13 +177,16 @@ def test_sighup_reloads_shaping(tmp_path, sink_factory, sluiced_factory):
     ids = {m["message_id"] for m in got}
     assert len(ids) == 70  # nothing lost or duplicated across reloads
     new = sorted(m["time"] for m in got if m["rcpts"][0].startswith("b"))
-    rate = 59 / (new[-1] - new[0])
-    assert rate > 10, rate  # well above the old 5/s
-    assert rate <= 50 * 1.1, rate
+    for ip in {m["src"] for m in got}:
+        t = sorted(m["time"] for m in got if m["src"] == ip and m["rcpts"][0].startswith("b"))
+        rate = (len(t) - 1) / (t[-1] - t[0])
+        assert rate > 10, (ip, rate)  # well above the old 5/s
+        assert rate <= 50 * 1.1, (ip, rate)
     conns = wait_until(lambda: len(sink.connections()) > n_before and sink.connections(),
                        30, "connections")
     after = [c for c in conns if c["open"] >= new[0] - 1]
-    assert max_concurrent(after) <= 3
+    for ip, cs in by_src(after).items():
+        assert max_concurrent(cs) <= 3, (ip, cs)
 
 
 def test_fcrdns_checked_at_start(tmp_path, sluiced_factory):
@@ -198,3 +221,76 @@ def test_fcrdns_checked_at_start(tmp_path, sluiced_factory):
     assert row[:6] == ["default", "198.51.100.10", "mta1.sluice.test", "mta1.sluice.test",
                        "ok", "tcp4"]
     assert any("198.51.100.11" in l and "mismatch" in l for l in lines)
+
+
+IP_RULES = """\
+default:
+  max_connections: 3
+providers:
+  google:
+    message_rate: 10/s
+ips:
+  "198.51.100.11":
+    providers:
+      google: {max_connections: 1, message_rate: 120/min}
+"""
+
+
+def explain(rules, ip, domain):
+    """`sluicectl shaping explain --json` for (ip, domain) at the google site."""
+    import json
+    import subprocess
+    from conftest import SLUICECTL
+    mx = GOOGLE_SITE.split(",")
+    out = subprocess.run([str(SLUICECTL), "shaping", "explain", "--ip", ip, "--domain", domain,
+                          "--mx", mx[0], "--mx", mx[1], "--pool", "default",
+                          "--shaping", str(rules), "--providers", str(PROVIDERS), "--json"],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)["values"]
+
+
+def per_second(rate):
+    count, per = rate.split("/")
+    return int(count) / {"s": 1, "min": 60, "h": 3600}[per]
+
+
+def test_ip_rule_binds_only_its_ip(tmp_path, sink_factory, sluiced_factory):
+    """An `ips:` rule gives 198.51.100.11 one connection and 120/min to
+    Google; .10 has the base 3 connections and 10/s. At the sink, .11 never
+    has two connections open at once and sends at its own rate (within
+    10%) while .10 carries the rest; `sluicectl shaping explain` prints the
+    limits that were enforced."""
+    sink = sink_factory(rules="* delay 100ms\n")
+    rules = tmp_path / "shaping.yaml"
+    rules.write_text(IP_RULES)
+    sluiced_factory(extra=shaping_extra(rules)).start()
+    slow, fast = explain(rules, "198.51.100.11", "gmail.test"), \
+        explain(rules, "198.51.100.10", "gmail.test")
+    assert slow["max_connections"] == {"value": "1",
+                                       "from": "ip 198.51.100.11 provider google"}
+    assert slow["message_rate"]["from"] == "ip 198.51.100.11 provider google"
+    assert fast["max_connections"]["value"] == "3"
+    assert fast["message_rate"] == {"value": "10/s", "from": "provider google"}
+    n = 120
+    submit([(f"u{i}@gmail.test", None) for i in range(n)])
+    got = sink.wait_messages(n, timeout=120)
+    conns = wait_until(lambda: sum(c["messages"] for c in sink.connections()) >= n
+                       and sink.connections(), 30, "every connection logged")
+    peaks = {ip: max_concurrent(cs) for ip, cs in by_src(conns).items()}
+    print(f"peak concurrent connections per source IP: {peaks}")
+    assert peaks["198.51.100.11"] <= int(slow["max_connections"]["value"])
+    assert peaks["198.51.100.10"] <= int(fast["max_connections"]["value"])
+    t11 = sorted(m["time"] for m in got if m["src"] == "198.51.100.11")
+    t10 = sorted(m["time"] for m in got if m["src"] == "198.51.100.10")
+    assert len(t10) > 2 * len(t11), (len(t10), len(t11))
+    # The steady window: while .10 still has work, .11 is never short of
+    # it; skip its first and last 10% (the burst, the tail).
+    steady = [t for t in t11 if t <= t10[-1]]
+    lo, hi = len(steady) // 10, len(steady) - 1 - len(steady) // 10
+    rate = (hi - lo) / (steady[hi] - steady[lo])
+    want = per_second(slow["message_rate"]["value"])
+    print(f".11: {len(t11)} messages, {rate:.3f}/s over its messages {lo}..{hi} "
+          f"(configured {want}/s); .10: {len(t10)} messages")
+    (sink.dir / "rate-ip.txt").write_text(f"{rate:.4f} {want}\n")
+    assert abs(rate - want) <= want * 0.10, rate

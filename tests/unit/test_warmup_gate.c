@@ -143,6 +143,50 @@ static void test_spill_and_stop(void **state)
 	assert_true(warmup_gate_take(g, 1, 1, gp, D0 + 2 * DAY));
 }
 
+/* Which IPs the caller's own (shaping) limits let open a session. */
+static bool only(void *ctx, size_t ip)
+{
+	return ((const bool *)ctx)[ip];
+}
+
+/* warmup_gate_pick_usable: the gate's choice among usable IPs; a warming
+ * IP with room that is only busy makes the caller wait (-EBUSY), never
+ * spill to a warm IP; the warm-up hold (-EAGAIN) is unchanged. */
+static void test_pick_usable(void **state)
+{
+	struct fx *f = *state;
+	struct warmup_gate *g = f->g;
+	int gp = warmup_gate_provider(g, "google");
+	uint64_t now = D0 + 10, next;
+	bool all[3] = { true, true, true }, not11[3] = { true, false, true };
+	bool none[3] = { false, false, false }, not10[3] = { false, true, true };
+
+	/* Pool p: .11 has the most left; unusable, .10 is next. */
+	assert_int_equal(warmup_gate_pick_usable(g, 0, gp, now, only, all, &next), 1);
+	assert_int_equal(warmup_gate_pick_usable(g, 0, gp, now, only, not11, &next), 0);
+	assert_int_equal(warmup_gate_pick_usable(g, 0, gp, now, only, none, &next), -EBUSY);
+	/* Pool s (spill): .10 warming with room but busy: wait, no spill. */
+	assert_int_equal(warmup_gate_pick_usable(g, 1, gp, now, only, not10, &next), -EBUSY);
+	assert_true(warmup_gate_take(g, 1, 0, gp, now));
+	assert_true(warmup_gate_take(g, 1, 0, gp, now));
+	/* .10 full: spill to the warm .12 (index 1) if usable, else wait. */
+	assert_int_equal(warmup_gate_pick_usable(g, 1, gp, now, only, not10, &next), 1);
+	assert_int_equal(warmup_gate_pick_usable(g, 1, gp, now, only, none, &next), -EBUSY);
+	/* Pool p, every warming IP full (wait): the warm-up hold wins. */
+	for (int i = 0; i < 12; i++) {
+		int ip = warmup_gate_pick(g, 0, gp, now, &next);
+
+		if (ip < 0)
+			break;
+		warmup_gate_take(g, 0, (size_t)ip, gp, now);
+	}
+	assert_int_equal(warmup_gate_pick_usable(g, 0, gp, now, only, all, &next), -EAGAIN);
+	assert_int_equal(next, D0 + HOUR);
+	/* A pool without warm-up: round-robin over the usable IPs. */
+	assert_int_equal(warmup_gate_pick_usable(g, 2, gp, now, only, none, &next), -EBUSY);
+	assert_int_equal(warmup_gate_pick_usable(g, 2, gp, now, only, all, &next), 0);
+}
+
 static struct warmup_command cmd(enum warmup_action a, const char *ip, const char *prov,
 				 uint32_t day)
 {
@@ -258,6 +302,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_most_left_first_then_hold, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_spill_and_stop, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pick_usable, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pause_is_per_provider, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_jump_export_restore_clock, setup, teardown),
 		cmocka_unit_test(test_db_roundtrip),
