@@ -24,6 +24,8 @@ CFLAGS  ?= -O2 -g
 CFLAGS  += -std=gnu17 -Wall -Wextra -Werror -D_GNU_SOURCE -Icommon -Idataplane -Icontrol -Ibench -MMD -MP
 CFLAGS  += $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lunbound -lpthread
+# SPF evaluation and DKIM verification (control/spf_eval.c, control/dkim_check.c)
+LDLIBS  += -lspf2 -lopendkim
 ifeq ($(SAN),1)
 BUILD   := build-san
 CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined

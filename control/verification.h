@@ -40,6 +40,7 @@
 #ifndef SL_VERIFICATION_H
 #define SL_VERIFICATION_H
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -64,6 +65,7 @@ struct verification_config {
 	const char *webhook_url;    /* NULL/"" = no webhook */
 	const char *webhook_secret; /* HMAC key */
 	unsigned webhook_attempts;  /* 0 = 5 */
+	const char *const *dns_local_data; /* tests: unbound "local-data:" RRs; NULL normally */
 };
 
 /* One request as stored and listed. */
@@ -106,7 +108,10 @@ int verification_receive(struct verification *v, const char *rcpt, const char *m
 			 const struct sockaddr *client, const char *helo, const char *mail_from,
 			 char *why, size_t whylen);
 
-/* Append a request as a JSON object to b. */
-int verification_request_json(const struct verification_request *r, struct sl_buf *b);
+/* Webhooks delivered and given up so far (for tests and metrics). */
+void verification_stats(struct verification *v, unsigned *delivered, unsigned *failed);
+
+/* A request as a new JSON object, or NULL. */
+json_t *verification_request_json(const struct verification_request *r);
 
 #endif
