@@ -65,6 +65,8 @@ void config_defaults(struct sl_config *cfg)
 	char host[HOST_NAME_MAX + 1];
 
 	memset(cfg, 0, sizeof(*cfg));
+	cfg->sender_auth.check_interval_ms = 3600 * 1000;
+	cfg->sender_auth.verification_ttl_ms = 24 * 3600 * 1000;
 	if (gethostname(host, sizeof(host)) != 0 || host[0] == '\0')
 		strcpy(host, "localhost");
 	host[sizeof(host) - 1] = '\0';
@@ -341,6 +343,7 @@ static const char *const top_keys[] = {
 	"delivery", "spool",     "dns",     "events", "metrics", "dkim", "shaping",
 	"warmup",
 	"control",
+	"sender_auth",
 };
 static const char *const listener_keys[] = {
 	"name", "address", "tls", "relay_networks", "relay_tenant",
@@ -376,6 +379,10 @@ static const char *const dns_keys[] = { "servers" };
 static const char *const events_keys[] = { "path" };
 static const char *const metrics_keys[] = { "address" };
 static const char *const control_keys[] = { "store", "api" };
+static const char *const sender_auth_keys[] = {
+	"enforce", "spf_include", "dmarc_rua", "check_interval", "verification_domain",
+	"verification_ttl", "webhook_url", "webhook_secret",
+};
 static const char *const control_api_keys[] = { "address", "tls_cert", "tls_key" };
 
 #define KEYS(a) a, ARRAY_LEN(a)
@@ -1795,6 +1802,43 @@ static int check_refs(struct ctx *c)
 	return 0;
 }
 
+static int parse_sender_auth(struct ctx *c, const struct node *m)
+{
+	struct sl_sender_auth_cfg *a = &c->cfg->sender_auth;
+	int rc = check_keys(c, m, KEYS(sender_auth_keys));
+
+	a->enabled = true;
+	for (size_t i = 0; !rc && i + 1 < m->n; i += 2) {
+		const struct node *v = m->kids[i + 1];
+		size_t old = path_key(c, m->kids[i]->val);
+		const char *s = NULL;
+
+		switch (key_index(KEYS(sender_auth_keys), m->kids[i]->val)) {
+		case 0:
+			rc = scalar(c, v, "api_tenants, all or none", &s);
+			if (!rc && !strcmp(s, "api_tenants"))
+				a->enforce = SL_ENFORCE_API_TENANTS;
+			else if (!rc && !strcmp(s, "all"))
+				a->enforce = SL_ENFORCE_ALL;
+			else if (!rc && !strcmp(s, "none"))
+				a->enforce = SL_ENFORCE_NONE;
+			else if (!rc)
+				rc = bad(c, v, "'%s' is not api_tenants, all or none", show(c, s));
+			break;
+		case 1: rc = get_domain(c, v, false, &a->spf_include); break;
+		case 2: rc = get_text(c, v, &a->dmarc_rua); break;
+		case 3: rc = get_duration(c, v, 60000, 7 * 86400000ull, &a->check_interval_ms); break;
+		case 4: rc = get_domain(c, v, false, &a->verification_domain); break;
+		case 5: rc = get_duration(c, v, 60000, 30 * 86400000ull, &a->verification_ttl_ms); break;
+		case 6: rc = get_text(c, v, &a->webhook_url); break;
+		case 7: rc = get_text(c, v, &a->webhook_secret); break;
+		}
+		if (!rc)
+			path_pop(c, old);
+	}
+	return rc;
+}
+
 static int parse_root(struct ctx *c, const struct node *root)
 {
 	int rc = check_keys(c, root, KEYS(top_keys));
@@ -1821,6 +1865,7 @@ static int parse_root(struct ctx *c, const struct node *root)
 		case 12: rc = parse_shaping(c, v); break;
 		case 13: rc = parse_warmup(c, v); break;
 		case 14: rc = parse_control(c, v); break;
+		case 15: rc = parse_sender_auth(c, v); break;
 		}
 		if (rc)
 			return rc;
@@ -1829,6 +1874,9 @@ static int parse_root(struct ctx *c, const struct node *root)
 	if (!c->pools)
 		return fail_at(c, root->line, root->col,
 			       "missing required key 'pools' (at least one pool is required)");
+	if (c->cfg->sender_auth.enabled && !c->cfg->control.enabled)
+		return bad(c, map_get(root, "sender_auth"),
+			   "sender_auth needs the control section (domains live in its store)");
 	return check_refs(c);
 }
 
@@ -2089,6 +2137,11 @@ void config_free(struct sl_config *cfg)
 	free(cfg->dns.servers);
 	free(cfg->dns.server_lens);
 	free(cfg->events_path);
+	free(cfg->sender_auth.spf_include);
+	free(cfg->sender_auth.dmarc_rua);
+	free(cfg->sender_auth.verification_domain);
+	free(cfg->sender_auth.webhook_url);
+	free(cfg->sender_auth.webhook_secret);
 	free(cfg->control.store);
 	free(cfg->control.api_address);
 	free(cfg->control.api_tls_cert);

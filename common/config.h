@@ -124,6 +124,21 @@ struct sl_dns_cfg {
 	size_t n_servers;
 };
 
+/* Sending-domain verification and verify-by-email (sender_auth: section,
+ * docs/domains.md); needs control:. */
+enum sl_enforce { SL_ENFORCE_API_TENANTS = 0, SL_ENFORCE_ALL, SL_ENFORCE_NONE };
+struct sl_sender_auth_cfg {
+	bool enabled;               /* the section is present */
+	enum sl_enforce enforce;    /* sender_auth.enforce: who must use verified domains; default api_tenants */
+	char *spf_include;          /* sender_auth.spf_include: appliance SPF domain; default none (ip4: list) */
+	char *dmarc_rua;            /* sender_auth.dmarc_rua: address for the suggested DMARC rua=; default none */
+	uint64_t check_interval_ms; /* sender_auth.check_interval: periodic re-check; default 1h */
+	char *verification_domain;  /* sender_auth.verification_domain: enables verify-by-email; default none */
+	uint64_t verification_ttl_ms; /* sender_auth.verification_ttl, default 24h */
+	char *webhook_url;          /* sender_auth.webhook_url: verified-address webhook; default none */
+	char *webhook_secret;       /* sender_auth.webhook_secret: HMAC-SHA256 key */
+};
+
 /* The control plane (control: section); absent = no store, no admin API. */
 struct sl_control_cfg {
 	bool enabled;        /* the section is present */
@@ -153,6 +168,7 @@ struct sl_config {
 	struct sockaddr_storage metrics_addr; /* metrics.address, default 127.0.0.1:9025 */
 	socklen_t metrics_addr_len;
 	struct sl_control_cfg control;
+	struct sl_sender_auth_cfg sender_auth;
 };
 
 /* Fill cfg with every default (and no listeners, tenants, pools, routes). */

@@ -31,8 +31,8 @@ struct api {
 	unsigned port;
 	struct api_grace *grace;
 	unsigned active; /* requests in flight (atomic) */
-	const struct api_route *tables[6];
-	size_t counts[6];
+	const struct api_route *tables[6 + 2]; /* + domains, verifications */
+	size_t counts[6 + 2];
 };
 
 struct api_request {
@@ -285,6 +285,23 @@ const char *api_query(const struct api_request *req, const char *name)
 const char *api_header(const struct api_request *req, const char *name)
 {
 	return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+}
+
+int api_client_ip(const struct api_request *req, char *out, size_t cap)
+{
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+
+	if (!sa)
+		return -ENOTCONN;
+	if (sa->sa_family == AF_INET &&
+	    inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, out, (socklen_t)cap))
+		return 0;
+	if (sa->sa_family == AF_INET6 &&
+	    inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, out, (socklen_t)cap))
+		return 0;
+	return -EAFNOSUPPORT;
 }
 
 const char *api_body(const struct api_request *req, size_t *len)
@@ -733,6 +750,11 @@ int api_start(const struct api_config *cfg, struct store *store, struct api **ou
 	api->counts[4] = api_queue_route_count;
 	api->tables[5] = api_cfgset_routes;
 	api->counts[5] = api_cfgset_route_count;
+	/* sending domains and verify-by-email (helper I): the last two slots */
+	api->tables[sizeof api->tables / sizeof api->tables[0] - 2] = api_domain_routes;
+	api->counts[sizeof api->tables / sizeof api->tables[0] - 2] = api_domain_route_count;
+	api->tables[sizeof api->tables / sizeof api->tables[0] - 1] = api_verify_routes;
+	api->counts[sizeof api->tables / sizeof api->tables[0] - 1] = api_verify_route_count;
 	rc = parse_address(api->cfg.address, &ss);
 	if (rc < 0)
 		goto fail;

@@ -138,6 +138,12 @@ extern const struct api_route api_message_routes[];
 extern const size_t api_message_route_count;
 extern const struct api_route api_queue_routes[];
 extern const size_t api_queue_route_count;
+/* api_domains.c api_domain_routes, api_verify.c api_verify_routes: sending
+ * domains and verify-by-email (docs/domains.md) */
+extern const struct api_route api_domain_routes[];
+extern const size_t api_domain_route_count;
+extern const struct api_route api_verify_routes[];
+extern const size_t api_verify_route_count;
 
 /* --- server -------------------------------------------------------------- */
 
@@ -164,6 +170,8 @@ const char *api_param(const struct api_request *req, const char *name);
 const char *api_query(const struct api_request *req, const char *name);
 /* Request header (case-insensitive name), or NULL. */
 const char *api_header(const struct api_request *req, const char *name);
+/* The client's IP address as text into out. -ENOTCONN if unknown. */
+int api_client_ip(const struct api_request *req, char *out, size_t cap);
 /* The raw body (not NUL-terminated; *len 0 when none). */
 const char *api_body(const struct api_request *req, size_t *len);
 const struct api_principal *api_principal(const struct api_request *req);

@@ -18,6 +18,8 @@
 
 struct accept;
 struct queue;
+struct domains_env;
+struct verification;
 
 struct api_dataplane {
 	struct accept *accept;        /* ingress_accept(): the shared acceptance path */
@@ -25,6 +27,11 @@ struct api_dataplane {
 	const struct sl_config *cfg;  /* read-only, any thread */
 	struct inject_limits limits;  /* POST /v1/messages */
 	void *daemon;                 /* the daemon's own context */
+	/* Sending domains and verify-by-email (sender_auth: section; NULL =
+	 * off): record generation and DNS check settings, the verifier. Both
+	 * are safe from API threads. */
+	const struct domains_env *domains;
+	struct verification *verification;
 };
 
 #endif

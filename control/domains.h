@@ -87,6 +87,9 @@ struct domains_env {
 	const char *return_path;     /* return-path domain for the CNAME, or NULL: MX */
 	const char *hostname;        /* the appliance's MX host (return_path NULL) */
 	const char *dmarc_rua;       /* "dmarc@appliance" for rua=, or NULL: none */
+	/* DNS for the checks (dns_sync_create's arguments) */
+	const char *const *dns_servers;
+	const char *const *dns_local_data;
 };
 
 /* "spf" ...; "?" out of range. */
