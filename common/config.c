@@ -343,10 +343,12 @@ static const char *const top_keys[] = {
 	"delivery", "spool",     "dns",     "events", "metrics", "dkim", "shaping",
 	"warmup",
 	"control",
+	"bounces",
 	"sender_auth",
 };
 static const char *const listener_keys[] = {
 	"name", "address", "tls", "relay_networks", "relay_tenant",
+	"inbound",
 };
 static const char *const tls_keys[] = { "cert", "key" };
 static const char *const tenant_keys[] = { "name",   "username",          "password_hash",
@@ -384,6 +386,10 @@ static const char *const sender_auth_keys[] = {
 	"verification_ttl", "webhook_url", "webhook_secret",
 };
 static const char *const control_api_keys[] = { "address", "tls_cert", "tls_key" };
+static const char *const bounces_keys[] = {
+	"return_path_domain", "secret_file", "fbl_address", "domains",
+	"response_rules", "policy", "spamtraps", "bounce_rules",
+};
 
 #define KEYS(a) a, ARRAY_LEN(a)
 
@@ -1052,6 +1058,7 @@ static int parse_listener(struct ctx *c, const struct node *m, size_t idx)
 		case 2: rc = parse_tls(c, v, l); break;
 		case 3: rc = parse_cidrs(c, v, &l->relay_networks, &l->n_relay_networks); break;
 		case 4: rc = get_name(c, v, &l->relay_tenant); break;
+		case 5: rc = get_bool(c, v, &l->inbound); break;
 		}
 		if (!rc)
 			path_pop(c, old);
@@ -1730,6 +1737,53 @@ static int parse_control(struct ctx *c, const struct node *m)
 	return rc;
 }
 
+static int parse_bounces(struct ctx *c, const struct node *m)
+{
+	struct sl_bounces_cfg *b = &c->cfg->bounces;
+	int rc = check_keys(c, m, KEYS(bounces_keys));
+
+	b->enabled = true;
+	for (size_t i = 0; !rc && i + 1 < m->n; i += 2) {
+		const struct node *v = m->kids[i + 1];
+		size_t old = path_key(c, m->kids[i]->val);
+
+		switch (key_index(KEYS(bounces_keys), m->kids[i]->val)) {
+		case 0: rc = get_domain(c, v, false, &b->return_path_domain); break;
+		case 1: rc = get_text(c, v, &b->secret_file); break;
+		case 2:
+			rc = get_text(c, v, &b->fbl_address);
+			if (!rc && !strchr(b->fbl_address, '@'))
+				rc = bad(c, v, "not an address (local@domain)");
+			break;
+		case 3:
+			rc = expect_seq(c, v);
+			if (!rc && v->n && !(b->domains = calloc(v->n, sizeof(char *))))
+				rc = nomem(c);
+			for (size_t j = 0; !rc && j < v->n; j++) {
+				size_t o2 = path_push(c, "[%zu]", j);
+
+				rc = get_domain(c, v->kids[j], false, &b->domains[j]);
+				if (!rc) {
+					b->n_domains++;
+					path_pop(c, o2);
+				}
+			}
+			break;
+		case 4: rc = get_text(c, v, &b->response_rules); break;
+		case 5: rc = get_text(c, v, &b->policy); break;
+		case 6: rc = get_text(c, v, &b->spamtraps); break;
+		case 7: rc = get_text(c, v, &b->bounce_rules); break;
+		}
+		if (!rc)
+			path_pop(c, old);
+	}
+	if (!rc && !b->return_path_domain)
+		rc = missing(c, m, "return_path_domain");
+	if (!rc && !b->bounce_rules)
+		rc = dup_str(c, "/etc/sluice/bounce-rules.conf", &b->bounce_rules);
+	return rc;
+}
+
 /* List names for a "did you mean" or "known: ..." hint. */
 static void names_hint(char *buf, size_t len, const char *word, const char *const *names, size_t n,
 		       size_t stride, const char *what)
@@ -1865,7 +1919,8 @@ static int parse_root(struct ctx *c, const struct node *root)
 		case 12: rc = parse_shaping(c, v); break;
 		case 13: rc = parse_warmup(c, v); break;
 		case 14: rc = parse_control(c, v); break;
-		case 15: rc = parse_sender_auth(c, v); break;
+		case 15: rc = parse_bounces(c, v); break;
+		case 16: rc = parse_sender_auth(c, v); break;
 		}
 		if (rc)
 			return rc;
@@ -1877,6 +1932,15 @@ static int parse_root(struct ctx *c, const struct node *root)
 	if (c->cfg->sender_auth.enabled && !c->cfg->control.enabled)
 		return bad(c, map_get(root, "sender_auth"),
 			   "sender_auth needs the control section (domains live in its store)");
+	if (c->cfg->bounces.enabled && !c->cfg->control.enabled)
+		return bad(c, map_get(root, "bounces"),
+			   "bounces needs the control section (suppression lists live in its store)");
+	for (size_t i = 0; i < c->cfg->n_listeners; i++)
+		if (c->cfg->listeners[i].inbound && !c->cfg->bounces.enabled) {
+			path_set(c, "listeners[%zu].%s", i, "inbound");
+			return bad(c, map_get(c->listeners->kids[i], "inbound"),
+				   "an inbound listener needs the bounces section (what it accepts)");
+		}
 	return check_refs(c);
 }
 
@@ -2137,15 +2201,25 @@ void config_free(struct sl_config *cfg)
 	free(cfg->dns.servers);
 	free(cfg->dns.server_lens);
 	free(cfg->events_path);
+	free(cfg->control.store);
+	free(cfg->control.api_address);
+	free(cfg->control.api_tls_cert);
+	free(cfg->control.api_tls_key);
 	free(cfg->sender_auth.spf_include);
 	free(cfg->sender_auth.dmarc_rua);
 	free(cfg->sender_auth.verification_domain);
 	free(cfg->sender_auth.webhook_url);
 	free(cfg->sender_auth.webhook_secret);
-	free(cfg->control.store);
-	free(cfg->control.api_address);
-	free(cfg->control.api_tls_cert);
-	free(cfg->control.api_tls_key);
+	free(cfg->bounces.return_path_domain);
+	free(cfg->bounces.secret_file);
+	free(cfg->bounces.fbl_address);
+	for (size_t i = 0; i < cfg->bounces.n_domains; i++)
+		free(cfg->bounces.domains[i]);
+	free(cfg->bounces.domains);
+	free(cfg->bounces.response_rules);
+	free(cfg->bounces.policy);
+	free(cfg->bounces.spamtraps);
+	free(cfg->bounces.bounce_rules);
 	free(cfg);
 }
 

@@ -55,6 +55,7 @@ struct sl_listener_cfg {
 	struct sl_cidr *relay_networks;    /* listeners[].relay_networks: may send unauthenticated */
 	size_t n_relay_networks;
 	char *relay_tenant;                /* listeners[].relay_tenant: tenant for those; required if networks set */
+	bool inbound;                      /* listeners[].inbound: mail for the appliance's own domains (bounces:), no AUTH */
 };
 
 struct sl_source_ip_cfg {
@@ -124,6 +125,21 @@ struct sl_dns_cfg {
 	size_t n_servers;
 };
 
+/* Bounce and complaint intake, reputation automation (bounces: section;
+ * absent = plain MAIL FROM, no inbound processing). Needs control:. */
+struct sl_bounces_cfg {
+	bool enabled;               /* the section is present */
+	char *return_path_domain;   /* bounces.return_path_domain, required: VERP return paths */
+	char *secret_file;          /* bounces.secret_file, default STORE/verp.secret (created if absent) */
+	char *fbl_address;          /* bounces.fbl_address: ARF feedback reports arrive here; default none */
+	char **domains;             /* bounces.domains: more domains the inbound listener accepts */
+	size_t n_domains;
+	char *response_rules;       /* bounces.response_rules: receiver response rules file; default none */
+	char *policy;               /* bounces.policy: thresholds (policy.yaml); default none = builtin defaults */
+	char *spamtraps;            /* bounces.spamtraps: trap addresses / @domains, one a line; default none */
+	char *bounce_rules;         /* bounces.bounce_rules: DSN classification rules, default /etc/sluice/bounce-rules.conf */
+};
+
 /* Sending-domain verification and verify-by-email (sender_auth: section,
  * docs/domains.md); needs control:. */
 enum sl_enforce { SL_ENFORCE_API_TENANTS = 0, SL_ENFORCE_ALL, SL_ENFORCE_NONE };
@@ -169,6 +185,7 @@ struct sl_config {
 	socklen_t metrics_addr_len;
 	struct sl_control_cfg control;
 	struct sl_sender_auth_cfg sender_auth;
+	struct sl_bounces_cfg bounces;
 };
 
 /* Fill cfg with every default (and no listeners, tenants, pools, routes). */

@@ -31,8 +31,8 @@ struct api {
 	unsigned port;
 	struct api_grace *grace;
 	unsigned active; /* requests in flight (atomic) */
-	const struct api_route *tables[6 + 2]; /* + domains, verifications */
-	size_t counts[6 + 2];
+	const struct api_route *tables[7 + 2]; /* + domains, verifications */
+	size_t counts[7 + 2];
 };
 
 struct api_request {
@@ -755,6 +755,8 @@ int api_start(const struct api_config *cfg, struct store *store, struct api **ou
 	api->counts[sizeof api->tables / sizeof api->tables[0] - 2] = api_domain_route_count;
 	api->tables[sizeof api->tables / sizeof api->tables[0] - 1] = api_verify_routes;
 	api->counts[sizeof api->tables / sizeof api->tables[0] - 1] = api_verify_route_count;
+	api->tables[6] = api_reputation_routes;
+	api->counts[6] = api_reputation_route_count;
 	rc = parse_address(api->cfg.address, &ss);
 	if (rc < 0)
 		goto fail;

@@ -125,6 +125,7 @@ struct api_principal {
  *   api_cfgsets.c   api_cfgset_routes   configuration sets
  *   api_messages.c  api_message_routes  HTTP injection      (helper C2)
  *   api_queues.c    api_queue_routes    queue visibility    (helper C2)
+ *   api_reputation.c api_reputation_routes suppressions, VERP, reputation
  */
 extern const struct api_route api_tenant_routes[];
 extern const size_t api_tenant_route_count;
@@ -144,6 +145,8 @@ extern const struct api_route api_domain_routes[];
 extern const size_t api_domain_route_count;
 extern const struct api_route api_verify_routes[];
 extern const size_t api_verify_route_count;
+extern const struct api_route api_reputation_routes[];
+extern const size_t api_reputation_route_count;
 
 /* --- server -------------------------------------------------------------- */
 

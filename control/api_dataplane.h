@@ -20,6 +20,7 @@ struct accept;
 struct queue;
 struct domains_env;
 struct verification;
+struct reputation;
 
 struct api_dataplane {
 	struct accept *accept;        /* ingress_accept(): the shared acceptance path */
@@ -32,6 +33,9 @@ struct api_dataplane {
 	 * are safe from API threads. */
 	const struct domains_env *domains;
 	struct verification *verification;
+	/* Reputation (NULL: no bounces section): suppression checks at
+	 * injection and VERP decoding, both safe from API threads. */
+	struct reputation *rep;
 };
 
 #endif

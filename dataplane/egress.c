@@ -4,11 +4,13 @@
 #include "err.h"
 #include "metrics.h"
 #include "providers.h"
+#include "reputation.h"
 #include "session_io.h"
 #include "shaping.h"
 #include "smtp_client.h"
 #include "smtp_reply.h"
 #include "tls.h"
+#include "verp.h"
 #include "warmup_gate.h"
 
 #include <arpa/inet.h>
@@ -55,6 +57,9 @@ struct dq_egress {
 	size_t pool_idx;
 	int prov_id;
 	struct loop_timer warm_timer;
+	/* Response-rule throttle: the factor and base rate last applied. */
+	double rep_factor;
+	struct shaping_rate rep_base;
 };
 
 struct out_session {
@@ -78,6 +83,9 @@ struct out_session {
 	char site[256];                  /* the remote host name, for logs */
 	struct sockaddr_storage src;
 	socklen_t src_len;
+	uint8_t *refused;        /* per recipient of d: refused at RCPT (reputation) */
+	bool answered_rcpts;     /* refused[] describes the current delivery */
+	uint32_t refused_cap;
 };
 
 struct egress {
@@ -96,6 +104,7 @@ struct egress {
 	struct shaping_rules *shaping;
 	struct provider_table *providers; /* NULL: no provider rules */
 	struct warmup_gate *gate;         /* NULL: no warm-up */
+	struct reputation *rep;           /* NULL: no VERP, no response rules */
 	uint64_t *c_sessions, *c_connect_fail, *c_tls;
 	int64_t *g_sessions;
 };
@@ -421,6 +430,7 @@ static void session_destroy(struct out_session *s)
 	if (s->cl)
 		smtp_client_destroy(s->cl);
 	sl_buf_free(&s->body);
+	free(s->refused);
 	if (s->connected)
 		s->de->n_conns--;
 	else
@@ -458,6 +468,125 @@ static void session_timeout(struct loop_timer *t)
 	}
 	loop_timer_arm(s->eg->loop, &s->timer, s->eg->cfg->delivery.command_timeout_ms);
 	session_drive(s);
+}
+
+/* --- reputation: VERP return paths, outcomes, response rules ------------ */
+
+/* The envelope sender for s's delivery: its VERP return path when
+ * bounces are configured, else the message's own. */
+static const char *rep_mail_from(struct out_session *s, const struct spool_msg *m, char *buf,
+				 size_t len)
+{
+	s->answered_rcpts = false;
+	if (!s->eg->rep || s->d->n_rcpts == 0 ||
+	    reputation_return_path(s->eg->rep, m, s->d->rcpt_idx[0], buf, len) <= 0)
+		return m->mail_from;
+	return buf;
+}
+
+/* Recipient i of s's delivery was refused at RCPT with r. */
+static void rep_rcpt_refused(struct out_session *s, unsigned i, const struct smtp_reply *r)
+{
+	const struct spool_msg *m;
+
+	if (!s->eg->rep || i >= s->d->n_rcpts)
+		return;
+	m = delivery_msg(s->d);
+	reputation_reply(s->eg->rep, m, r, s->src_ip, s->de->provider);
+	reputation_outcome(s->eg->rep, m, m->rcpts[s->d->rcpt_idx[i]].addr, r);
+	if (s->refused_cap < s->d->n_rcpts) {
+		uint8_t *p = realloc(s->refused, s->d->n_rcpts);
+
+		if (!p)
+			return;
+		s->refused = p;
+		s->refused_cap = s->d->n_rcpts;
+	}
+	if (!s->answered_rcpts) {
+		memset(s->refused, 0, s->d->n_rcpts);
+		s->answered_rcpts = true;
+	}
+	s->refused[i] = 1;
+}
+
+/* The transaction's final reply (or the session's failure) r: every
+ * recipient not refused at RCPT gets it; a reply without a delivery is
+ * the receiver's word on the session (response rules only). */
+static void rep_message_done(struct out_session *s, const struct smtp_reply *r)
+{
+	const struct spool_msg *m;
+
+	if (!s->eg->rep)
+		return;
+	if (!s->d) {
+		static const struct spool_msg none = { .tenant = "", .mail_from = "" };
+
+		if (r->code >= 400)
+			reputation_reply(s->eg->rep, &none, r, s->src_ip, s->de->provider);
+		return;
+	}
+	m = delivery_msg(s->d);
+	reputation_reply(s->eg->rep, m, r, s->src_ip, s->de->provider);
+	for (uint32_t i = 0; i < s->d->n_rcpts; i++)
+		if (!s->answered_rcpts || i >= s->refused_cap || !s->refused[i])
+			reputation_outcome(s->eg->rep, m, m->rcpts[s->d->rcpt_idx[i]].addr, r);
+	s->answered_rcpts = false;
+}
+
+/* May s's source IP still send to its provider (a response rule may have
+ * suspended it since the session opened)? */
+static bool rep_session_may_send(struct out_session *s)
+{
+	return reputation_may_send(s->eg->rep, s->de->provider, s->src_ip, NULL, NULL);
+}
+
+/* The destination's message rate times the response rules' factor for
+ * (source_ip, provider); a rate without a limit stays unlimited. */
+static void rep_throttle(struct dq_egress *de, const char *source_ip)
+{
+	double f = reputation_rate_factor(de->eg->rep, de->provider, source_ip);
+	struct shaping_rate rt = de->shape.message_rate;
+
+	if (f == de->rep_factor && rt.count == de->rep_base.count && rt.per_ms == de->rep_base.per_ms)
+		return;
+	de->rep_factor = f;
+	de->rep_base = rt;
+	if (rt.count && f > 0 && f < 1)
+		rt.per_ms = (uint64_t)((double)rt.per_ms / f);
+	rate_update(&de->msg_rate, &rt, 0, loop_now_ms(de->eg->loop));
+}
+
+/* Pick a pool IP that no response rule suspended towards de's provider,
+ * starting at *ii; -EAGAIN (and a kick when the first suspension ends)
+ * when there is none. */
+static int rep_pick_ip(struct dq_egress *de, const struct sl_pool_cfg *pool, size_t *ii)
+{
+	uint64_t until, first = UINT64_MAX, now = loop_wall_ms(), delay;
+	char ip[INET6_ADDRSTRLEN];
+
+	for (size_t k = 0; k < pool->n_ips; k++) {
+		size_t c = (*ii + k) % pool->n_ips;
+		const struct sockaddr_storage *a = &pool->ips[c].addr;
+
+		if (a->ss_family == AF_INET6)
+			inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)a)->sin6_addr, ip, sizeof ip);
+		else
+			inet_ntop(AF_INET, &((const struct sockaddr_in *)a)->sin_addr, ip, sizeof ip);
+		if (reputation_may_send(de->eg->rep, de->provider, ip, NULL, &until)) {
+			*ii = c;
+			return 0;
+		}
+		if (until < first)
+			first = until;
+		/* Only a gated pool's pick is binding: try the others. */
+		if (de->eg->gate && warmup_gate_pool_gated(de->eg->gate, de->pool_idx))
+			break;
+	}
+	delay = first > now ? first - now : 1;
+	if (!loop_timer_armed(&de->rate_timer) ||
+	    de->rate_timer.expire_ms > loop_now_ms(de->eg->loop) + delay)
+		loop_timer_arm(de->eg->loop, &de->rate_timer, delay);
+	return -EAGAIN;
 }
 
 static int session_connect(struct out_session *s)
@@ -501,6 +630,8 @@ static int session_start(struct dq_egress *de)
 	} else {
 		ii = eg->pool_rr[pi]++ % pool->n_ips;
 	}
+	if (eg->rep && (rc = rep_pick_ip(de, pool, &ii)) < 0)
+		return rc;
 	ip = &pool->ips[ii];
 	s = calloc(1, sizeof *s);
 	if (!s)
@@ -553,6 +684,7 @@ static bool session_take_work(struct out_session *s)
 	const struct spool_msg *m;
 	struct smtp_client_msg cm;
 	const char **rcpts;
+	char verp[VERP_ADDR_MAX];
 	int rc;
 
 	if (s->n_msgs >= de->shape.max_messages_per_connection) {
@@ -563,6 +695,12 @@ static bool session_take_work(struct out_session *s)
 		session_park(s);
 		return false;
 	}
+	if (eg->rep && !rep_session_may_send(s)) {
+		smtp_client_quit(s->cl);
+		return false;
+	}
+	if (eg->rep)
+		rep_throttle(de, s->src_ip);
 	if (!rate_allow(&de->msg_rate, loop_now_ms(eg->loop), 1)) {
 		rate_wait(de, &de->msg_rate);
 		session_park(s);
@@ -591,7 +729,7 @@ static bool session_take_work(struct out_session *s)
 	for (uint32_t i = 0; i < s->d->n_rcpts; i++)
 		rcpts[i] = m->rcpts[s->d->rcpt_idx[i]].addr;
 	cm = (struct smtp_client_msg){
-		.mail_from = m->mail_from,
+		.mail_from = rep_mail_from(s, m, verp, sizeof verp),
 		.rcpts = rcpts,
 		.n_rcpts = s->d->n_rcpts,
 		.body = s->body.data,
@@ -641,15 +779,19 @@ static void session_drive(struct out_session *s)
 		case SMTP_CLIENT_EV_RCPT:
 			if (s->d) {
 				s->answered = true;
+				rep_rcpt_refused(s, ev.rcpt, ev.reply);
 				o = de_outcome(s->de, ev.reply, s->src_ip, s->site);
 				delivery_rcpt_result(eg->q, s->d, ev.rcpt, &o);
 			}
 			break;
 		case SMTP_CLIENT_EV_MESSAGE_DONE:
 			s->n_msgs++;
+			rep_message_done(s, ev.reply);
 			session_reply_all(s, ev.reply);
 			break;
 		case SMTP_CLIENT_EV_FAILED:
+			if (!ev.local)
+				rep_message_done(s, ev.reply);
 			if (s->d && ev.local) {
 				session_lost(s, ev.reply);
 			} else if (s->d) {
@@ -928,6 +1070,11 @@ fail:
 void egress_set_warmup(struct egress *e, struct warmup_gate *gate)
 {
 	e->gate = gate;
+}
+
+void egress_set_reputation(struct egress *e, struct reputation *r)
+{
+	e->rep = r;
 }
 
 void egress_kick_all(struct egress *e)

@@ -28,6 +28,7 @@
 #include "mailbox.h"
 #include "metrics.h"
 #include "queue.h"
+#include "reputation.h"
 #include "resolver.h"
 #include "spool.h"
 #include "spool_waiter.h"
@@ -91,6 +92,7 @@ struct daemon {
 	struct api_dataplane dp;
 	struct tenant_view *tview;   /* loop thread only */
 	pthread_mutex_t tview_mu;    /* API threads: one view load + post at a time */
+	struct reputation *rep;      /* bounces: section (NULL: none) */
 };
 
 /* --- spool completions and DNS readiness -------------------------------- */
@@ -386,6 +388,44 @@ fail:
 	sl_warn("tenant %s changed but the data path could not be told", tenant);
 }
 
+/* Loop thread (reputation decisions): load a fresh view and adopt it. */
+static void tenant_changed_here(void *ctx, const char *tenant)
+{
+	struct daemon *d = ctx;
+	struct tenant_view *v;
+
+	pthread_mutex_lock(&d->tview_mu);
+	if (tenant_view_load(d->store, &v) == 0) {
+		tenant_view_free(d->tview);
+		d->tview = v;
+		if (d->queue)
+			queue_tenants_changed(d->queue);
+	} else {
+		sl_warn("tenant %s changed but the data path could not be told", tenant);
+	}
+	pthread_mutex_unlock(&d->tview_mu);
+}
+
+static int reputation_start(struct daemon *d)
+{
+	struct reputation_env env = { .loop = d->loop, .cfg = d->cfg, .store = d->store,
+				      .events = d->events, .metrics = d->metrics,
+				      .tenant_changed = tenant_changed_here, .ctx = d };
+	char err[512];
+	int rc;
+
+	if (!d->cfg->bounces.enabled || !d->store)
+		return 0;
+	rc = reputation_create(&env, &d->rep, err, sizeof err);
+	if (rc < 0) {
+		sl_err("bounces: %s", err[0] ? err : sl_strerror(rc));
+		return rc;
+	}
+	egress_set_reputation(d->egress, d->rep);
+	sl_info("bounces: VERP return paths @%s", d->cfg->bounces.return_path_domain);
+	return 0;
+}
+
 static int control_start(struct daemon *d)
 {
 	const struct sl_control_cfg *ctl = &d->cfg->control;
@@ -418,7 +458,7 @@ static int api_begin(struct daemon *d)
 	int rc;
 
 	d->dp = (struct api_dataplane){ .accept = ingress_accept(d->ingress), .queue = d->queue,
-					.cfg = d->cfg, .daemon = d };
+					.cfg = d->cfg, .daemon = d, .rep = d->rep };
 	ac = (struct api_config){ .address = ctl->api_address, .tls_cert = ctl->api_tls_cert,
 				  .tls_key = ctl->api_tls_key, .mailbox = d->mailbox,
 				  .daemon = &d->dp, .tenant_changed = tenant_changed };
@@ -439,6 +479,7 @@ static void idle_hook(void *arg)
 	struct queue_stats st;
 
 	egress_tick(d->egress);
+	reputation_tick(d->rep);
 	supervisor_tick(&d->supervisor, loop_now_ms(d->loop));
 	warm_tick(d);
 	queue_stats(d->queue, &st);
@@ -518,6 +559,8 @@ static int daemon_start(struct daemon *d)
 	egress_set_queue(d->egress, d->queue);
 	if ((rc = warm_start(d)) < 0)
 		return rc;
+	if ((rc = reputation_start(d)) < 0)
+		return rc;
 	d->op_spool.cb = on_spool_event;
 	d->op_dns.cb = on_dns_event;
 	arm_spool_read(d);
@@ -531,7 +574,7 @@ static int daemon_start(struct daemon *d)
 	ienv = (struct ingress_env){ .loop = d->loop, .tu = d->tu, .spool = d->spool,
 				     .queue = d->queue, .metrics = d->metrics,
 				     .events = d->events, .cfg = cfg, .store = d->store,
-				     .tenants = d->store ? &d->tview : NULL };
+				     .tenants = d->store ? &d->tview : NULL, .rep = d->rep };
 	rc = ingress_create(&ienv, &d->ingress, err, sizeof err);
 	if (rc < 0) {
 		sl_err("%s", err[0] ? err : sl_strerror(rc));
@@ -570,6 +613,9 @@ static void daemon_stop(struct daemon *d)
 	}
 	if (d->egress)
 		egress_shutdown(d->egress);
+	/* Suppression writes under way land; inbound answers go out. */
+	for (int i = 0; i < 500 && reputation_inbound_pending(d->rep); i++)
+		loop_run_once(d->loop, 10);
 	if (d->wdb) {
 		warm_flush(d, true);
 		warmup_db_close(d->wdb);
@@ -584,6 +630,9 @@ static void daemon_stop(struct daemon *d)
 		spool_close(d->spool);
 		d->spool = NULL;
 	}
+	if (d->egress)
+		egress_set_reputation(d->egress, NULL);
+	reputation_destroy(d->rep); /* answers what is still pending: before its sessions go */
 	ingress_destroy(d->ingress);
 	queue_destroy(d->queue);
 	egress_destroy(d->egress);
