@@ -61,6 +61,8 @@ struct smtp_server {
 	char mail_refusal[256]; /* "550 5.7.1 ...\r\n" or "" */
 	smtp_server_rcpt_check_fn *rcpt_check; /* NULL: every valid RCPT is taken */
 	void *rcpt_check_ctx;
+	smtp_server_rcpt_check_fn *mail_check; /* NULL: every valid MAIL is taken */
+	void *mail_check_ctx;
 
 	/* transaction */
 	bool in_mail;
@@ -691,6 +693,22 @@ static void cmd_mail(struct smtp_server *s, const char *a, const char *end)
 	}
 	if (in_len == 0)
 		s->mail_from[0] = 0;
+	if (s->mail_check) {
+		char line[256] = "";
+		int code = s->mail_check(s->mail_check_ctx, s->tenant, s->mail_from, line,
+					 sizeof line);
+
+		if (code >= 400 && code <= 599) {
+			for (char *p = line; *p; p++)
+				if ((unsigned char)*p < 0x20)
+					*p = ' ';
+			transaction_reset(s);
+			if (sl_buf_appendf(&s->out, "%d %s\r\n", code,
+					   line[0] ? line : "5.7.1 Sender refused"))
+				s->err = -ENOMEM;
+			return;
+		}
+	}
 	s->in_mail = true;
 	REPLY(s, "250 2.1.0 Ok");
 }
@@ -1158,6 +1176,12 @@ void smtp_server_greet(struct smtp_server *s)
 void smtp_server_set_relay_allowed(struct smtp_server *s, bool allowed)
 {
 	s->relay_allowed = allowed;
+}
+
+void smtp_server_set_mail_check(struct smtp_server *s, smtp_server_rcpt_check_fn *check, void *ctx)
+{
+	s->mail_check = check;
+	s->mail_check_ctx = ctx;
 }
 
 void smtp_server_set_rcpt_check(struct smtp_server *s, smtp_server_rcpt_check_fn *check, void *ctx)

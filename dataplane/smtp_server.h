@@ -151,6 +151,11 @@ typedef int smtp_server_rcpt_check_fn(void *ctx, const char *tenant, const char 
 				      char *reply, size_t replylen);
 void smtp_server_set_rcpt_check(struct smtp_server *s, smtp_server_rcpt_check_fn *check,
 				void *ctx);
+/* The same for the envelope sender: called for each accepted MAIL FROM
+ * (the address; "" for the null sender), e.g. to refuse a sending domain
+ * that is not verified ("550 5.7.1 sending domain ... is not verified"). */
+void smtp_server_set_mail_check(struct smtp_server *s, smtp_server_rcpt_check_fn *check,
+				void *ctx);
 /* Queue the "220 hostname ESMTP" banner; only the first call does it. */
 void smtp_server_greet(struct smtp_server *s);
 

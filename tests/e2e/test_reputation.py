@@ -232,7 +232,7 @@ def test_incident_replay(tmp_path, sink_factory, sluiced_factory):
     """Three tenants on one pool; 'blaster' mails a stale list (30% unknown
     users, a few traps); it is held within a bounded number of messages while
     the other two deliver everything."""
-    bad = [f"old{i}" for i in range(0, 300, 3)]  # every third recipient is unknown
+    bad = [f"s{i}x" for i in range(0, 300, 3)]  # every third recipient is unknown
     sink = sink_factory(rules="example.test reject-user " + " ".join(bad) + "\n")
     traps = "trap1@example.test\ntrap2@example.test\n@traps.example.test\n"
     d = sluiced_factory(api=True, tenants=[{"name": "good1"}, {"name": "good2"},
@@ -247,7 +247,7 @@ def test_incident_replay(tmp_path, sink_factory, sluiced_factory):
         assert st == 200, r
         return r
 
-    blast = [f"old{i}@example.test" for i in range(300)]
+    blast = [f"s{i}x@example.test" for i in range(300)]
     blast[50:50] = ["trap1@example.test", "trap2@example.test", "x@traps.example.test"]
     for k in range(0, len(blast), 50):
         inject("blaster", blast[k:k + 50], "promo@blaster.test")
