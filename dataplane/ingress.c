@@ -179,6 +179,21 @@ static void session_policy(struct in_session *s)
 		smtp_server_set_mail_refusal(s->srv, 0, NULL, NULL);
 }
 
+/* MAIL on a submission listener: refuse a sending domain that is not
+ * verified for the tenant (sender_auth; tenant_view_sender_check). */
+static int mail_check_domain(void *ctx, const char *tenant, const char *from, char *reply,
+			     size_t len)
+{
+	struct in_session *s = ctx;
+	const struct sl_tenant_cfg *t = session_tenant(s);
+
+	(void)tenant;
+	if (!t || !s->in->env.tenants)
+		return 0;
+	return tenant_view_sender_check(*s->in->env.tenants, s->in->env.cfg, t->name, from, reply,
+					len);
+}
+
 /* --- reputation: suppressed recipients, the inbound listener ------------- */
 
 /* RCPT on a submission listener: refuse recipients the tenant's (or the
@@ -469,6 +484,8 @@ static void on_accept(void *ctx, struct conn *c, const struct sockaddr *peer, so
 		smtp_server_set_rcpt_check(s->srv, rcpt_check_inbound, s);
 	} else {
 		smtp_server_set_relay_allowed(s->srv, peer_may_relay(ls->cfg, peer));
+		if (in->env.cfg->sender_auth.enabled)
+			smtp_server_set_mail_check(s->srv, mail_check_domain, s);
 		if (in->env.rep)
 			smtp_server_set_rcpt_check(s->srv, rcpt_check_suppressed, s);
 	}
