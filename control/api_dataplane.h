@@ -20,6 +20,7 @@ struct accept;
 struct queue;
 struct domains_env;
 struct verification;
+struct tenant_view;
 struct reputation;
 
 struct api_dataplane {
@@ -33,6 +34,9 @@ struct api_dataplane {
 	 * are safe from API threads. */
 	const struct domains_env *domains;
 	struct verification *verification;
+	/* The loop thread's current tenant view (loop thread only; NULL: none):
+	 * HTTP injection checks sending domains against it. */
+	struct tenant_view *const *tenants;
 	/* Reputation (NULL: no bounces section): suppression checks at
 	 * injection and VERP decoding, both safe from API threads. */
 	struct reputation *rep;

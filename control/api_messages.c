@@ -24,6 +24,7 @@
 #include "mailbox.h"
 #include "reputation.h"
 #include "tenant.h"
+#include "tenant_view.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -89,12 +90,31 @@ static void inject_suppressed_events(struct inject_call *c)
 		}
 }
 
+/* Loop thread: reject each message whose envelope sender's domain is not
+ * verified for the tenant (sender_auth; the same check as SMTP MAIL). */
+static void inject_sender_check(struct inject_call *c)
+{
+	for (size_t i = 0; c->dp->tenants && i < c->b->n_msgs; i++) {
+		struct inject_message *m = &c->b->msgs[i];
+		char reply[320];
+
+		if (m->status == INJECT_PENDING &&
+		    tenant_view_sender_check(*c->dp->tenants, c->dp->cfg, c->tenant, m->mail_from,
+					     reply, sizeof reply)) {
+			m->status = INJECT_REJECTED;
+			m->reason = "sending domain is not verified for this tenant "
+				    "(sluicectl domain verify)";
+		}
+	}
+}
+
 /* On the loop thread: start accepting; the reply waits for the commits. */
 static void inject_on_loop(struct mailbox_wait *w, void *arg)
 {
 	struct inject_call *c = arg;
 
 	c->w = w;
+	inject_sender_check(c);
 	c->b->tenant = config_tenant_by_name(c->dp->cfg, c->tenant);
 	c->b->done = inject_batch_done;
 	c->b->ctx = c;

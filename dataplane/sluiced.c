@@ -30,6 +30,7 @@
 #include "queue.h"
 #include "reputation.h"
 #include "resolver.h"
+#include "sendauth.h"
 #include "spool.h"
 #include "spool_waiter.h"
 #include "supervisor.h"
@@ -93,6 +94,7 @@ struct daemon {
 	struct tenant_view *tview;   /* loop thread only */
 	pthread_mutex_t tview_mu;    /* API threads: one view load + post at a time */
 	struct reputation *rep;      /* bounces: section (NULL: none) */
+	struct sendauth *sendauth;   /* sender_auth: section (NULL: none) */
 };
 
 /* --- spool completions and DNS readiness -------------------------------- */
@@ -459,6 +461,22 @@ static int api_begin(struct daemon *d)
 
 	d->dp = (struct api_dataplane){ .accept = ingress_accept(d->ingress), .queue = d->queue,
 					.cfg = d->cfg, .daemon = d, .rep = d->rep };
+	if (d->cfg->sender_auth.enabled) {
+		char err[256];
+
+		/* domains re-checked in the background republish the view */
+		rc = sendauth_start(d->cfg, d->store, tenant_changed, &d->dp, &d->sendauth, err,
+				    sizeof err);
+		if (rc < 0) {
+			sl_err("sender_auth: %s", err[0] ? err : sl_strerror(rc));
+			return rc;
+		}
+		d->dp.domains = sendauth_domains_env(d->sendauth);
+		d->dp.verification = sendauth_verification(d->sendauth);
+		d->dp.tenants = &d->tview;
+		if (d->rep)
+			reputation_set_verification(d->rep, d->dp.verification);
+	}
 	ac = (struct api_config){ .address = ctl->api_address, .tls_cert = ctl->api_tls_cert,
 				  .tls_key = ctl->api_tls_key, .mailbox = d->mailbox,
 				  .daemon = &d->dp, .tenant_changed = tenant_changed };
@@ -633,6 +651,7 @@ static void daemon_stop(struct daemon *d)
 	if (d->egress)
 		egress_set_reputation(d->egress, NULL);
 	reputation_destroy(d->rep); /* answers what is still pending: before its sessions go */
+	sendauth_stop(d->sendauth); /* after the API and the inbound listener: both use it */
 	ingress_destroy(d->ingress);
 	queue_destroy(d->queue);
 	egress_destroy(d->egress);
