@@ -56,9 +56,6 @@ struct recent {
 	char text[480];
 };
 
-/* A piece of work for the worker thread. */
-enum job_kind { JOB_SUPPRESS, JOB_INBOUND };
-
 /* One inbound recipient's result, applied on the loop thread. */
 struct rcpt_result {
 	enum event_kind kind;    /* EVENT_ASYNC_BOUNCE, EVENT_COMPLAINT; 0 = none */
@@ -71,16 +68,16 @@ struct rcpt_result {
 	char text[600];
 };
 
+/* A piece of work for the worker thread. */
 struct reputation_job {
 	struct offload_job job;
 	struct reputation *r;
-	enum job_kind kind;
-	/* JOB_SUPPRESS */
+	/* a suppression write (suppress_run) */
 	char tenant[STORE_NAME_MAX + 1];
 	char addr[SUPPRESSION_ADDR_MAX + 1];
 	enum suppression_reason sreason;
 	int rc;
-	/* JOB_INBOUND */
+	/* an inbound message (inbound_run) */
 	struct reputation_inbound *in;
 	char *body;
 	size_t body_len;
@@ -417,7 +414,6 @@ static void suppress_async(struct reputation *r, const char *tenant, const char 
 	if (!j)
 		return;
 	j->r = r;
-	j->kind = JOB_SUPPRESS;
 	j->sreason = reason;
 	snprintf(j->tenant, sizeof j->tenant, "%s", tenant);
 	if (suppression_normalize(addr, j->addr, sizeof j->addr) < 0) {
@@ -788,8 +784,10 @@ static void inbound_run(struct offload_job *oj)
 			fail(j, 550, "5.1.1", "no such mailbox");
 		}
 	}
-	if (j->code == 250)
-		snprintf(j->text, sizeof j->text, "Ok: processed"), snprintf(j->enhanced, 16, "2.0.0");
+	if (j->code == 250) {
+		snprintf(j->enhanced, sizeof j->enhanced, "2.0.0");
+		snprintf(j->text, sizeof j->text, "Ok: processed");
+	}
 }
 
 static void inbound_done(struct offload_job *oj)
@@ -841,9 +839,6 @@ int reputation_inbound_submit(struct reputation *r, struct reputation_inbound *i
 		return -ENOMEM;
 	j->r = r;
 	j->in = in;
-	j->kind = JOB_INBOUND;
-	in->r = r;
-	in->job = j;
 	snprintf(j->helo, sizeof j->helo, "%s", in->helo ? in->helo : "");
 	snprintf(j->mail_from, sizeof j->mail_from, "%s", in->mail_from ? in->mail_from : "");
 	j->body = malloc(in->body_len + 1);
@@ -903,10 +898,8 @@ int reputation_status_json(struct reputation *r, const char *tenant, struct sl_b
 
 	pthread_mutex_lock(&r->mu);
 	rc = policy_status(r->policy, &k, loop_wall_ms(), &st);
-	if (rc == SL_ENOTFOUND) {
+	if (rc == SL_ENOTFOUND) { /* no numbers yet: all zero */
 		memset(&st, 0, sizeof st);
-		for (int i = 0; i < POLICY_N_METRICS; i++)
-			st.n.count[i] = 0;
 		st.n.bounce_rate = st.n.unknown_rate = st.n.complaint_rate = -1;
 		rc = 0;
 	}

@@ -92,9 +92,10 @@ void reputation_tick(struct reputation *r);
 
 /* --- injection ------------------------------------------------------------ */
 
-/* Is rcpt suppressed for tenant? 1 with the reason name in *reason
- * ("hard_bounce", ...), 0, or an error. Any thread. Counted and logged
- * as an event by reputation_refused() (loop thread) or the caller. */
+/* Is rcpt suppressed for tenant (its list or the global one)? 1 with the
+ * reason name in *reason ("hard_bounce", ...) and the hit counted in
+ * sluice_suppression_hits_total, 0, or an error. Any thread (a store read);
+ * the refusal's event is reputation_refused()'s, on the loop thread. */
 int reputation_suppressed(struct reputation *r, const char *tenant, const char *rcpt,
 			  const char **reason);
 /* The loop thread refused rcpt of tenant as suppressed: event + metric. */
@@ -120,9 +121,6 @@ struct reputation_inbound {
 	 * processed, else the first failure's (e.g. 550 5.7.1 ...). */
 	void (*done)(struct reputation_inbound *in, int code, const char *enhanced,
 		     const char *text);
-	/* internal */
-	struct reputation *r;
-	struct reputation_job *job;
 };
 
 /* Process an inbound message (copies what it needs); done runs later on
