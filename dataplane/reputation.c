@@ -49,6 +49,14 @@ struct tenant_num {
 	uint64_t id;
 };
 
+/* A configuration set the engine holds (or disabled), to resume with its
+ * tenant. */
+struct held_set {
+	char tenant[STORE_NAME_MAX + 1];
+	char domain[STORE_DOMAIN_MAX + 1];
+	uint8_t stream;
+};
+
 struct recent {
 	uint64_t at_ms;
 	char tenant[STORE_NAME_MAX + 1];
@@ -101,6 +109,8 @@ struct reputation {
 	pthread_mutex_t mu;           /* policy + recent */
 	struct recent recent[RECENT_MAX];
 	size_t n_recent, recent_next;
+	struct held_set *held;        /* under mu */
+	size_t n_held;
 	struct suppression *traps;    /* trap addresses (global list) */
 	char **trap_domains;
 	size_t n_trap_domains;
@@ -466,6 +476,56 @@ static void apply_decision(struct reputation *r, const struct policy_decision *d
 	}
 }
 
+/* Remember a configuration set the engine took out of ok (mu held). */
+static void held_add(struct reputation *r, const struct policy_decision *d)
+{
+	struct held_set *h;
+
+	if (!d->cfgset || (d->event != TENANT_EV_POLICY_HOLD && d->event != TENANT_EV_POLICY_DISABLE))
+		return;
+	for (size_t i = 0; i < r->n_held; i++)
+		if (!strcmp(r->held[i].tenant, d->tenant) && !strcmp(r->held[i].domain, d->domain) &&
+		    r->held[i].stream == d->stream)
+			return;
+	if (!(h = realloc(r->held, (r->n_held + 1) * sizeof *h)))
+		return;
+	r->held = h;
+	h = &r->held[r->n_held++];
+	snprintf(h->tenant, sizeof h->tenant, "%s", d->tenant);
+	snprintf(h->domain, sizeof h->domain, "%s", d->domain);
+	h->stream = d->stream;
+}
+
+void reputation_tenant_changed(struct reputation *r, const char *tenant)
+{
+	struct policy_key k = { .tenant = tenant };
+	struct policy_status ps;
+	struct store_tenant t;
+	uint64_t now = loop_wall_ms();
+
+	if (!r || store_tenant_get(r->env.store, tenant, &t) < 0 ||
+	    (t.state != TENANT_ACTIVE && t.state != TENANT_SANDBOX))
+		return;
+	pthread_mutex_lock(&r->mu);
+	if (policy_status(r->policy, &k, now, &ps) == 0 &&
+	    (ps.state == POLICY_HELD || ps.state == POLICY_DISABLED))
+		policy_set_state(r->policy, &k, POLICY_OK, 0, now);
+	for (size_t i = 0; i < r->n_held;) {
+		struct held_set *h = &r->held[i];
+
+		if (strcmp(h->tenant, tenant) != 0) {
+			i++;
+			continue;
+		}
+		policy_set_state(r->policy,
+				 &(struct policy_key){ .tenant = tenant, .domain = h->domain,
+						       .stream = h->stream },
+				 POLICY_OK, 0, now);
+		*h = r->held[--r->n_held];
+	}
+	pthread_mutex_unlock(&r->mu);
+}
+
 static void evaluate(struct reputation *r, const struct policy_key *k)
 {
 	struct policy_decision d[4];
@@ -473,6 +533,8 @@ static void evaluate(struct reputation *r, const struct policy_key *k)
 
 	pthread_mutex_lock(&r->mu);
 	n = policy_evaluate(r->policy, k, loop_wall_ms(), d, 4);
+	for (int i = 0; i < n; i++)
+		held_add(r, &d[i]);
 	pthread_mutex_unlock(&r->mu);
 	for (int i = 0; i < n; i++)
 		apply_decision(r, &d[i]);
@@ -496,6 +558,8 @@ void reputation_tick(struct reputation *r)
 	r->ticked_ms = now;
 	pthread_mutex_lock(&r->mu);
 	n = policy_tick(r->policy, now, d, 8);
+	for (int i = 0; i < n; i++)
+		held_add(r, &d[i]);
 	pthread_mutex_unlock(&r->mu);
 	for (int i = 0; i < n; i++)
 		apply_decision(r, &d[i]);
@@ -1030,6 +1094,7 @@ void reputation_destroy(struct reputation *r)
 	response_rules_free(r->rrules);
 	bounce_rules_free(r->brules);
 	free(r->nums);
+	free(r->held);
 	pthread_mutex_destroy(&r->mu);
 	OPENSSL_cleanse(r->secret, sizeof r->secret);
 	free(r);

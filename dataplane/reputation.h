@@ -89,6 +89,11 @@ bool reputation_may_send(struct reputation *r, const char *provider, const char 
 double reputation_rate_factor(struct reputation *r, const char *provider, const char *source_ip);
 /* Every second or so: policy ticks (grace expiries, recoveries). */
 void reputation_tick(struct reputation *r);
+/* Any thread: tenant's state changed in the store (an operator action).
+ * When it is active (or sandbox) again, the policy engine's holds on the
+ * tenant and its configuration sets are lifted (their counters cleared),
+ * so it is judged afresh and can be held again. */
+void reputation_tenant_changed(struct reputation *r, const char *tenant);
 
 /* --- injection ------------------------------------------------------------ */
 

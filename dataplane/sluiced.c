@@ -374,6 +374,7 @@ static void tenant_changed(void *arg, const char *tenant)
 	struct view_msg *vm = calloc(1, sizeof *vm);
 	int rc;
 
+	reputation_tenant_changed(d->rep, tenant);
 	if (!vm)
 		goto fail;
 	vm->msg.run = view_swap;

@@ -290,3 +290,12 @@ def test_spam_trap_hit_holds_at_once(tmp_path, sink_factory, sluiced_factory):
     assert any(x["action"] == "trap_hit" for x in rep["recent"])
     assert "sluice_spamtrap_hits_total 1" in d.metrics()
     sink.wait_messages(2)
+    # An operator resumes; the engine judges afresh, and a second hit within
+    # the repeat window disables the tenant.
+    st, r = d.api("POST", "/v1/tenants/t1/resume", {"reason": "list cleaned"})
+    assert st == 200, r
+    st, r = d.api("POST", "/v1/messages?tenant=t1", {"messages": [
+        {"from": "news@t1.test", "to": ["spamtrap@example.test"], "text": "again"}]})
+    assert st == 200, r
+    wait_until(lambda: d.api("GET", "/v1/tenants/t1")[1]["state"] == "disabled", 30,
+               "t1 disabled")
