@@ -35,6 +35,10 @@ int dns_sync_create(const char *const *servers, const char *const *local_data,
 		free(d);
 		return -ENOMEM;
 	}
+	ub_ctx_debugout(d->ctx, NULL); /* library code never prints */
+	if (ub_ctx_set_option(d->ctx, "module-config:", "iterator") ||
+	    ub_ctx_set_option(d->ctx, "do-not-query-localhost:", "no"))
+		goto fail;
 	for (size_t i = 0; servers && servers[i]; i++) {
 		if (ub_ctx_set_fwd(d->ctx, servers[i]))
 			goto fail;
@@ -51,6 +55,13 @@ int dns_sync_create(const char *const *servers, const char *const *local_data,
 	if (!any && ub_ctx_resolvconf(d->ctx, NULL)) {
 		rc = -EIO;
 		goto fail;
+	}
+	/* Ask the servers about names libunbound would answer itself (RFC 6761
+	 * "test.", RFC 8375 "home.arpa."), as dataplane/resolver.c does; unless
+	 * the local data declares one of them. */
+	if (!local_data || !local_data[0]) {
+		ub_ctx_zone_remove(d->ctx, "test.");
+		ub_ctx_zone_remove(d->ctx, "home.arpa.");
 	}
 	*out = d;
 	return 0;
