@@ -236,7 +236,7 @@ def test_incident_replay(tmp_path, sink_factory, sluiced_factory):
     sink = sink_factory(rules="example.test reject-user " + " ".join(bad) + "\n")
     traps = "trap1@example.test\ntrap2@example.test\n@traps.example.test\n"
     d = sluiced_factory(api=True, tenants=[{"name": "good1"}, {"name": "good2"},
-                                           {"name": "blaster"}],
+                                           {"name": "blaster"}], inbound=INBOUND,
                         extra=bounces(tmp_path, policy=POLICY, traps=traps)).start()
     for t in ("good1", "good2", "blaster"):
         d.api("POST", f"/v1/tenants/{t}/approve", {"reason": "test"})
@@ -253,6 +253,17 @@ def test_incident_replay(tmp_path, sink_factory, sluiced_factory):
         inject("blaster", blast[k:k + 50], "promo@blaster.test")
         inject("good1", [f"a{k + j}@gmail.test" for j in range(10)], "news@good1.test")
         inject("good2", [f"b{k + j}@yahoo.test" for j in range(10)], "news@good2.test")
+    # A complaint burst: the first ten of blaster's delivered messages are
+    # reported through the feedback loop.
+    host, port = INBOUND.split(":")
+    got = wait_until(lambda: [m for m in sink.messages() if m["rcpts"][0].startswith("s")
+                              and m["mail_from"].endswith("@" + RP_DOMAIN)][:10]
+                     if len([m for m in sink.messages()
+                             if m["rcpts"][0].startswith("s")]) >= 10 else None,
+                     30, "ten blaster deliveries")
+    for m in got:
+        send("feedback@fbl.gmail.test", [FBL], host=host, port=int(port),
+             body=arf(m["mail_from"], m["rcpts"][0]))
     wait_until(lambda: d.api("GET", "/v1/tenants/blaster")[1]["state"] == "on_hold", 60,
                "blaster held")
     goods = 2 * 10 * len(range(0, len(blast), 50))
@@ -268,6 +279,12 @@ def test_incident_replay(tmp_path, sink_factory, sluiced_factory):
     st, rep = d.api("GET", "/v1/reputation/blaster")
     assert st == 200 and rep["state"] == "on_hold" and rep["counts"]["unknown_user"] > 0
     assert d.api("GET", "/v1/tenants/good1")[1]["state"] == "active"
+    assert len(d.wait_events("complaint", 10)) == 10 and rep["counts"]["complaints"] == 10
+    st, r = d.api("GET", "/v1/suppressions?tenant=blaster")
+    assert len([i for i in r["items"] if i["reason"] == "complaint"]) == 10
+    m = d.metrics()
+    traps = [l for l in m.splitlines() if l.startswith("sluice_spamtrap_hits_total")]
+    assert not traps or int(traps[0].split()[-1]) <= 3  # the pool's trap hits stay bounded
     assert 'sluice_policy_actions_total{action="policy_hold"}' in d.metrics()
 
 
