@@ -183,6 +183,25 @@ int cmd_verp(int argc, char **argv)
 	return 0;
 }
 
+/* "counts: k=v ..." and "rates: k=x% ..." lines of a subject. */
+static void print_numbers(const char *indent, const json_t *o)
+{
+	const char *k;
+	json_t *v;
+
+	printf("%scounts:", indent);
+	json_object_foreach(json_object_get(o, "counts"), k, v)
+		printf(" %s=%lld", k, (long long)json_integer_value(v));
+	printf("\n%srates:", indent);
+	json_object_foreach(json_object_get(o, "rates"), k, v) {
+		if (json_is_null(v))
+			printf(" %s=- (under the guard)", k);
+		else
+			printf(" %s=%.2f%%", k, json_real_value(v) * 100);
+	}
+	printf("\n");
+}
+
 int cmd_reputation(int argc, char **argv)
 {
 	char path[512], esc[256];
@@ -213,21 +232,11 @@ int cmd_reputation(int argc, char **argv)
 	}
 	printf("tenant %s: state %s, policy %s\n", cmd_api_str(out, "tenant"),
 	       cmd_api_str(out, "state"), cmd_api_str(out, "policy_state"));
-	{
-		const char *k;
-		json_t *c = json_object_get(out, "counts"), *r = json_object_get(out, "rates");
-
-		printf("counts:");
-		json_object_foreach(c, k, v)
-			printf(" %s=%lld", k, (long long)json_integer_value(v));
-		printf("\nrates:");
-		json_object_foreach(r, k, v) {
-			if (json_is_null(v))
-				printf(" %s=- (under the guard)", k);
-			else
-				printf(" %s=%.2f%%", k, json_real_value(v) * 100);
-		}
-		printf("\n");
+	print_numbers("  ", out);
+	json_array_foreach(json_object_get(out, "sets"), i, v) {
+		printf("set %s/%s: policy %s\n", cmd_api_str(v, "domain"), cmd_api_str(v, "stream"),
+		       cmd_api_str(v, "policy_state"));
+		print_numbers("  ", v);
 	}
 	json_array_foreach(json_object_get(out, "recent"), i, v) {
 		char when[32];

@@ -43,6 +43,7 @@
 #define VERP_MAX_AGE_DAYS 60
 #define RECENT_MAX 64
 #define TICK_MS 1000
+#define SETS_MAX 4096
 
 struct tenant_num {
 	char name[STORE_NAME_MAX + 1];
@@ -111,6 +112,8 @@ struct reputation {
 	size_t n_recent, recent_next;
 	struct held_set *held;        /* under mu */
 	size_t n_held;
+	struct held_set *sets;        /* configuration sets seen (under mu), for status */
+	size_t n_sets, last_set;
 	struct suppression *traps;    /* trap addresses (global list) */
 	char **trap_domains;
 	size_t n_trap_domains;
@@ -540,9 +543,39 @@ static void evaluate(struct reputation *r, const struct policy_key *k)
 		apply_decision(r, &d[i]);
 }
 
+/* Note k's configuration set for status listings (mu held). */
+static void set_note(struct reputation *r, const struct policy_key *k)
+{
+	struct held_set *h;
+
+	if (!k->domain)
+		return;
+	if (r->last_set < r->n_sets) {
+		h = &r->sets[r->last_set];
+		if (h->stream == k->stream && !strcmp(h->tenant, k->tenant) &&
+		    !strcasecmp(h->domain, k->domain))
+			return;
+	}
+	for (size_t i = 0; i < r->n_sets; i++)
+		if (r->sets[i].stream == k->stream && !strcmp(r->sets[i].tenant, k->tenant) &&
+		    !strcasecmp(r->sets[i].domain, k->domain)) {
+			r->last_set = i;
+			return;
+		}
+	if (r->n_sets == SETS_MAX || !(h = realloc(r->sets, (r->n_sets + 1) * sizeof *h)))
+		return;
+	r->sets = h;
+	h = &r->sets[r->n_sets];
+	snprintf(h->tenant, sizeof h->tenant, "%s", k->tenant);
+	snprintf(h->domain, sizeof h->domain, "%s", k->domain);
+	h->stream = k->stream;
+	r->last_set = r->n_sets++;
+}
+
 static void record(struct reputation *r, const struct policy_key *k, enum policy_metric m)
 {
 	pthread_mutex_lock(&r->mu);
+	set_note(r, k);
 	policy_record(r->policy, k, m, 1, loop_wall_ms());
 	pthread_mutex_unlock(&r->mu);
 }
@@ -952,23 +985,46 @@ static void rate(struct json_obj *o, const char *key, double v)
 	json_obj_raw(o, key, num, strlen(num));
 }
 
+/* {"policy_state", "counts", "rates", "holds", "grace_until_ms"} members
+ * of key's subject into o (mu held). */
+static void subject_json(struct reputation *r, const struct policy_key *k, struct json_obj *o)
+{
+	struct sl_buf cb = { 0 }, rb = { 0 };
+	struct policy_status st;
+	struct json_obj c, rt;
+
+	if (policy_status(r->policy, k, loop_wall_ms(), &st) < 0) { /* no numbers yet */
+		memset(&st, 0, sizeof st);
+		st.n.bounce_rate = st.n.unknown_rate = st.n.complaint_rate = -1;
+	}
+	json_obj_begin(&c, &cb);
+	for (int i = 0; i < POLICY_N_METRICS; i++)
+		json_obj_u64(&c, policy_metric_name((enum policy_metric)i), st.n.count[i]);
+	json_obj_end(&c);
+	json_obj_begin(&rt, &rb);
+	rate(&rt, "bounce", st.n.bounce_rate);
+	rate(&rt, "unknown_user", st.n.unknown_rate);
+	rate(&rt, "complaint", st.n.complaint_rate);
+	json_obj_end(&rt);
+	json_obj_str(o, "policy_state", policy_state_name(st.state));
+	json_obj_raw(o, "counts", sl_buf_head(&cb), sl_buf_avail(&cb));
+	json_obj_raw(o, "rates", sl_buf_head(&rb), sl_buf_avail(&rb));
+	json_obj_u64(o, "holds", st.holds);
+	json_obj_u64(o, "grace_until_ms", st.grace_until_ms);
+	sl_buf_free(&cb);
+	sl_buf_free(&rb);
+}
+
 int reputation_status_json(struct reputation *r, const char *tenant, struct sl_buf *b)
 {
-	struct policy_key k = { .tenant = tenant };
-	struct policy_status st;
-	struct json_obj o, c, rt, e;
-	struct sl_buf cb = { 0 }, rb = { 0 }, eb = { 0 }, list = { 0 };
+	struct sl_buf list = { 0 }, sets = { 0 }, eb = { 0 };
+	struct json_obj o, e;
+	bool first = true;
 	int rc;
 
 	pthread_mutex_lock(&r->mu);
-	rc = policy_status(r->policy, &k, loop_wall_ms(), &st);
-	if (rc == SL_ENOTFOUND) { /* no numbers yet: all zero */
-		memset(&st, 0, sizeof st);
-		st.n.bounce_rate = st.n.unknown_rate = st.n.complaint_rate = -1;
-		rc = 0;
-	}
 	sl_buf_append(&list, "[", 1);
-	for (size_t i = 0, first = 1; rc == 0 && i < r->n_recent; i++) {
+	for (size_t i = 0; i < r->n_recent; i++) {
 		const struct recent *x =
 			&r->recent[(r->recent_next + RECENT_MAX - r->n_recent + i) % RECENT_MAX];
 
@@ -983,35 +1039,40 @@ int reputation_status_json(struct reputation *r, const char *tenant, struct sl_b
 		if (!first)
 			sl_buf_append(&list, ",", 1);
 		sl_buf_append(&list, sl_buf_head(&eb), sl_buf_avail(&eb));
-		first = 0;
+		first = false;
 	}
-	pthread_mutex_unlock(&r->mu);
 	sl_buf_append(&list, "]", 1);
-	if (rc < 0)
-		goto out;
-	json_obj_begin(&c, &cb);
-	for (int i = 0; i < POLICY_N_METRICS; i++)
-		json_obj_u64(&c, policy_metric_name((enum policy_metric)i), st.n.count[i]);
-	json_obj_end(&c);
-	json_obj_begin(&rt, &rb);
-	rate(&rt, "bounce", st.n.bounce_rate);
-	rate(&rt, "unknown_user", st.n.unknown_rate);
-	rate(&rt, "complaint", st.n.complaint_rate);
-	json_obj_end(&rt);
+	sl_buf_append(&sets, "[", 1);
+	first = true;
+	for (size_t i = 0; i < r->n_sets; i++) {
+		const struct held_set *h = &r->sets[i];
+
+		if (strcmp(h->tenant, tenant) != 0)
+			continue;
+		sl_buf_reset(&eb);
+		json_obj_begin(&e, &eb);
+		json_obj_str(&e, "domain", h->domain);
+		json_obj_str(&e, "stream", h->stream ? "marketing" : "transactional");
+		subject_json(r, &(struct policy_key){ .tenant = tenant, .domain = h->domain,
+						      .stream = h->stream },
+			     &e);
+		json_obj_end(&e);
+		if (!first)
+			sl_buf_append(&sets, ",", 1);
+		sl_buf_append(&sets, sl_buf_head(&eb), sl_buf_avail(&eb));
+		first = false;
+	}
+	sl_buf_append(&sets, "]", 1);
 	json_obj_begin(&o, b);
 	json_obj_str(&o, "tenant", tenant);
-	json_obj_str(&o, "policy_state", policy_state_name(st.state));
-	json_obj_raw(&o, "counts", sl_buf_head(&cb), sl_buf_avail(&cb));
-	json_obj_raw(&o, "rates", sl_buf_head(&rb), sl_buf_avail(&rb));
-	json_obj_u64(&o, "holds", st.holds);
-	json_obj_u64(&o, "grace_until_ms", st.grace_until_ms);
+	subject_json(r, &(struct policy_key){ .tenant = tenant }, &o);
+	pthread_mutex_unlock(&r->mu);
+	json_obj_raw(&o, "sets", sl_buf_head(&sets), sl_buf_avail(&sets));
 	json_obj_raw(&o, "recent", sl_buf_head(&list), sl_buf_avail(&list));
 	rc = json_obj_end(&o);
-out:
-	sl_buf_free(&cb);
-	sl_buf_free(&rb);
-	sl_buf_free(&eb);
 	sl_buf_free(&list);
+	sl_buf_free(&sets);
+	sl_buf_free(&eb);
 	return rc;
 }
 
@@ -1095,6 +1156,7 @@ void reputation_destroy(struct reputation *r)
 	bounce_rules_free(r->brules);
 	free(r->nums);
 	free(r->held);
+	free(r->sets);
 	pthread_mutex_destroy(&r->mu);
 	OPENSSL_cleanse(r->secret, sizeof r->secret);
 	free(r);

@@ -136,9 +136,10 @@ unsigned reputation_inbound_pending(const struct reputation *r);
 
 /* --- visibility (any thread; a copy taken under a lock) ------------------- */
 
-/* Append {"tenant": ..., "state": ..., "counts": {...}, "rates": {...},
- * "recent": [...]} for tenant to b; SL_ENOTFOUND when the engine has no
- * numbers for it. */
+/* Append {"tenant", "policy_state", "counts": {...}, "rates": {...},
+ * "holds", "grace_until_ms", "sets": [{"domain", "stream", "policy_state",
+ * "counts", "rates", ...}], "recent": [{"time_ms", "action", "text"}]} for
+ * tenant to b (zero counts when the engine has none). Any thread. */
 int reputation_status_json(struct reputation *r, const char *tenant, struct sl_buf *b);
 /* Decode a VERP address: 0 with the tenant's name, queue id, recipient
  * index and stream; SL_EAUTH / SL_EPROTO / -ESTALE as verp_decode. */

@@ -185,6 +185,7 @@ def test_arf_complaint(tmp_path, sink_factory, sluiced_factory):
                                                                   "complaint")]
     rc, out, err = ctl(d, "reputation", "local")
     assert rc == 0 and "complaints=1" in out, (out, err)
+    assert "set acme.test/transactional: policy ok" in out, out
     # Mail to the verification prefix without a verifier: a clear refusal.
     with pytest.raises(smtplib.SMTPDataError) as e:
         send("x@acme.test", ["verify+abc@" + RP_DOMAIN], host=host, port=int(port))
@@ -278,6 +279,7 @@ def test_incident_replay(tmp_path, sink_factory, sluiced_factory):
     assert holds and "policy_hold" in holds[0]["reason"], r
     st, rep = d.api("GET", "/v1/reputation/blaster")
     assert st == 200 and rep["state"] == "on_hold" and rep["counts"]["unknown_user"] > 0
+    assert [(x["domain"], x["policy_state"]) for x in rep["sets"]] == [("blaster.test", "held")]
     assert d.api("GET", "/v1/tenants/good1")[1]["state"] == "active"
     assert len(d.wait_events("complaint", 10)) == 10 and rep["counts"]["complaints"] == 10
     st, r = d.api("GET", "/v1/suppressions?tenant=blaster")
