@@ -540,6 +540,21 @@ static bool rep_session_may_send(struct out_session *s)
 	return reputation_may_send(s->eg->rep, s->de->provider, s->src_ip, NULL, NULL);
 }
 
+/* A response rule suspended m's tenant towards this provider (scope
+ * tenant): its delivery is deferred locally (retried on its schedule,
+ * never bounced for this) and s takes the next one. */
+static bool rep_tenant_suspended(struct out_session *s, const struct spool_msg *m)
+{
+	struct smtp_reply r;
+
+	if (reputation_may_send(s->eg->rep, s->de->provider, s->src_ip, m->tenant, NULL))
+		return false;
+	r = local_reply(451, "4.7.0", "tenant %s suspended towards %s by a receiver response rule",
+			m->tenant, s->de->provider[0] ? s->de->provider : "this destination");
+	session_reply_all(s, &r);
+	return true;
+}
+
 /* The destination's message rate times the response rules' factor for
  * (source_ip, provider); a rate without a limit stays unlimited. */
 static void rep_throttle(struct dq_egress *de, const char *source_ip)
@@ -716,6 +731,8 @@ static bool session_take_work(struct out_session *s)
 	s->d = domain_queue_take(de->dq);
 	s->answered = false;
 	m = delivery_msg(s->d);
+	if (eg->rep && rep_tenant_suspended(s, m))
+		return session_take_work(s);
 	sl_buf_reset(&s->body);
 	rc = delivery_read_body(eg->q, s->d, &s->body);
 	rcpts = calloc(s->d->n_rcpts, sizeof *rcpts);

@@ -613,10 +613,10 @@ static void response_fired(struct reputation *r, const struct spool_msg *m,
 {
 	char text[1900];
 
-	snprintf(text, sizeof text, "rule %s (line %u): %s %s provider %s%s%s: %s", a->rule,
+	snprintf(text, sizeof text, "rule %s (line %u): %s %s %s towards %s: %s", a->rule,
 		 a->line, response_action_name(a->kind),
 		 a->scope == RESPONSE_SCOPE_TENANT ? "tenant" : "ip", a->key,
-		 a->provider[0] ? " to " : "", a->provider, reply);
+		 a->provider[0] ? a->provider : "an unknown provider", reply);
 	sl_warn("response rule: tenant %s: %s", m ? m->tenant : "-", text);
 	bump(counter(r, "sluice_response_rule_firings_total", "Receiver response rules fired",
 		     "rule", a->rule));

@@ -213,7 +213,12 @@ def test_response_rule_suspends_ip_provider(tmp_path, sink_factory, sluiced_fact
     time.sleep(3)  # retries would come every 1-2 s: none go out while suspended
     assert len(d.events("deferred")) == n
     assert not d.events("bounced")
-    assert 'sluice_response_rule_firings_total{rule="test-google-4.7.28"} 2' in d.metrics()
+    # Both source IPs are suspended (sessions opened at once may each see a 421).
+    assert {e["response"].split()[6] for e in d.events("response_rule")} == {
+        "198.51.100.10", "198.51.100.11"}
+    fired = [l for l in d.metrics().splitlines()
+             if l.startswith('sluice_response_rule_firings_total{rule="test-google-4.7.28"}')]
+    assert int(fired[0].split()[-1]) >= 2
 
 
 POLICY = """\
@@ -318,3 +323,20 @@ def test_spam_trap_hit_holds_at_once(tmp_path, sink_factory, sluiced_factory):
     assert st == 200, r
     wait_until(lambda: d.api("GET", "/v1/tenants/t1")[1]["state"] == "disabled", 30,
                "t1 disabled")
+
+
+def test_response_rule_suspends_tenant(tmp_path, sink_factory, sluiced_factory):
+    """scope=tenant: the tenant's later mail to that provider waits (a local
+    deferral, no attempt, no bounce)."""
+    sink_factory(rules="gmail.test reject-rcpt 550 5.7.26 This mail is unauthenticated\n")
+    rules = ("google code=550 status=5.7.26 action=suspend duration=1h scope=tenant "
+             "name=test-google-auth\n")
+    d = sluiced_factory(api=True, extra=bounces(tmp_path, rules=rules) + providers()).start()
+    send("news@acme.test", ["a@gmail.test"])
+    ev = d.wait_events("response_rule")[0]
+    assert ev["tenant"] == "local" and "suspend tenant local" in ev["response"]
+    assert d.wait_events("bounced")[0]["rcpt"] == "a@gmail.test"
+    send("news@acme.test", ["b@gmail.test"])
+    ev = d.wait_events("deferred")[0]
+    assert ev["rcpt"] == "b@gmail.test" and "suspended towards google" in ev["response"]
+    assert len(d.events("bounced")) == 1
