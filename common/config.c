@@ -383,7 +383,7 @@ static const char *const metrics_keys[] = { "address" };
 static const char *const control_keys[] = { "store", "api" };
 static const char *const sender_auth_keys[] = {
 	"enforce", "spf_include", "dmarc_rua", "check_interval", "verification_domain",
-	"verification_ttl", "webhook_url", "webhook_secret",
+	"verification_ttl", "webhook_url", "webhook_secret", "unsubscribe_url", "unsubscribe_secret",
 };
 static const char *const control_api_keys[] = { "address", "tls_cert", "tls_key" };
 static const char *const bounces_keys[] = {
@@ -1886,10 +1886,14 @@ static int parse_sender_auth(struct ctx *c, const struct node *m)
 		case 5: rc = get_duration(c, v, 60000, 30 * 86400000ull, &a->verification_ttl_ms); break;
 		case 6: rc = get_text(c, v, &a->webhook_url); break;
 		case 7: rc = get_text(c, v, &a->webhook_secret); break;
+		case 8: rc = get_text(c, v, &a->unsubscribe_url); break;
+		case 9: rc = get_text(c, v, &a->unsubscribe_secret); break;
 		}
 		if (!rc)
 			path_pop(c, old);
 	}
+	if (!rc && a->unsubscribe_url && !a->unsubscribe_secret)
+		return bad(c, m, "unsubscribe_url needs unsubscribe_secret (the links' HMAC key)");
 	return rc;
 }
 
@@ -2210,6 +2214,8 @@ void config_free(struct sl_config *cfg)
 	free(cfg->sender_auth.verification_domain);
 	free(cfg->sender_auth.webhook_url);
 	free(cfg->sender_auth.webhook_secret);
+	free(cfg->sender_auth.unsubscribe_url);
+	free(cfg->sender_auth.unsubscribe_secret);
 	free(cfg->bounces.return_path_domain);
 	free(cfg->bounces.secret_file);
 	free(cfg->bounces.fbl_address);

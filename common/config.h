@@ -153,6 +153,8 @@ struct sl_sender_auth_cfg {
 	uint64_t verification_ttl_ms; /* sender_auth.verification_ttl, default 24h */
 	char *webhook_url;          /* sender_auth.webhook_url: verified-address webhook; default none */
 	char *webhook_secret;       /* sender_auth.webhook_secret: HMAC-SHA256 key */
+	char *unsubscribe_url;      /* sender_auth.unsubscribe_url: base of one-click links (the API's URL); default none = no List-Unsubscribe */
+	char *unsubscribe_secret;   /* sender_auth.unsubscribe_secret: HMAC key of those links */
 };
 
 /* The control plane (control: section); absent = no store, no admin API. */

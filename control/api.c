@@ -31,8 +31,8 @@ struct api {
 	unsigned port;
 	struct api_grace *grace;
 	unsigned active; /* requests in flight (atomic) */
-	const struct api_route *tables[7 + 2]; /* + domains, verifications */
-	size_t counts[7 + 2];
+	const struct api_route *tables[7 + 3]; /* + domains, verifications, unsubscribe */
+	size_t counts[7 + 3];
 };
 
 struct api_request {
@@ -531,6 +531,18 @@ static int authenticate(struct api_request *req)
 	return 0;
 }
 
+/* Does (method, path) name a route that needs no token (min_role 0)? */
+static bool public_route(struct api_request *req)
+{
+	struct api *api = req->api;
+	struct api_match m;
+	unsigned allowed;
+
+	return api_route_find(api->tables, api->counts, sizeof api->tables / sizeof api->tables[0],
+			      req->method, req->path, &m, &allowed) == 0 &&
+	       m.route->min_role == 0;
+}
+
 /* First call for a request: authenticate, route, check the role and the
  * announced size. Answers and returns false when the request ends here. */
 static bool admit(struct api_request *req, enum MHD_Result *ret)
@@ -541,6 +553,10 @@ static bool admit(struct api_request *req, enum MHD_Result *ret)
 	int rc;
 
 	rc = authenticate(req);
+	if (rc == SL_EAUTH && public_route(req)) {
+		rc = 0; /* no token: the handler checks what the request carries */
+		snprintf(req->who.actor, sizeof req->who.actor, "public");
+	}
 	if (rc < 0) {
 		*ret = rc == SL_EAUTH ? answer_error(req, 401, "unauthorized",
 						     "missing or invalid API token "
@@ -755,6 +771,8 @@ int api_start(const struct api_config *cfg, struct store *store, struct api **ou
 	api->counts[sizeof api->tables / sizeof api->tables[0] - 2] = api_domain_route_count;
 	api->tables[sizeof api->tables / sizeof api->tables[0] - 1] = api_verify_routes;
 	api->counts[sizeof api->tables / sizeof api->tables[0] - 1] = api_verify_route_count;
+	api->tables[sizeof api->tables / sizeof api->tables[0] - 3] = api_unsubscribe_routes;
+	api->counts[sizeof api->tables / sizeof api->tables[0] - 3] = api_unsubscribe_route_count;
 	api->tables[6] = api_reputation_routes;
 	api->counts[6] = api_reputation_route_count;
 	rc = parse_address(api->cfg.address, &ss);

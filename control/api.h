@@ -104,7 +104,9 @@ struct api_route {
 	enum api_method method;
 	const char *pattern;      /* "/v1/tenants/:tenant/users/:user" */
 	api_handler_fn handler;
-	enum store_role min_role; /* STORE_ROLE_OPERATOR or STORE_ROLE_TENANT */
+	enum store_role min_role; /* STORE_ROLE_OPERATOR or STORE_ROLE_TENANT; 0 = public:
+				   * no token needed (the handler authenticates the
+				   * request itself; api_principal() has role 0) */
 	const char *tenant_param; /* ":param" naming the tenant (without ':'), or NULL */
 };
 
@@ -145,6 +147,9 @@ extern const struct api_route api_domain_routes[];
 extern const size_t api_domain_route_count;
 extern const struct api_route api_verify_routes[];
 extern const size_t api_verify_route_count;
+/* api_unsubscribe.c: RFC 8058 one-click unsubscribe (a public route) */
+extern const struct api_route api_unsubscribe_routes[];
+extern const size_t api_unsubscribe_route_count;
 extern const struct api_route api_reputation_routes[];
 extern const size_t api_reputation_route_count;
 

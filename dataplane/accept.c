@@ -7,6 +7,7 @@
 #include "message.h"
 #include "metrics.h"
 #include "queue.h"
+#include "unsubscribe.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -22,6 +23,7 @@ struct accept {
 	struct loop_op op_offload;
 	uint64_t offload_ev;
 	uint64_t *c_signed, *c_sign_fail;
+	uint8_t unsub_key[32]; /* sender_auth.unsubscribe_secret's key, when unsubscribe_url is set */
 };
 
 const char *accept_stream_name(int stream)
@@ -168,6 +170,14 @@ int accept_submit(struct accept *acc, struct accept_msg *am)
 			 cfg->hostname);
 		rc = sl_buf_appendf(&am->out, "Message-ID: %s\r\n", am->message_id);
 	}
+	/* One-click unsubscribe (RFC 8058) on marketing mail to one recipient
+	 * (the link names it) that has no List-Unsubscribe of its own; added
+	 * before signing, so DKIM covers it. */
+	if (!rc && st == SL_STREAM_MARKETING && am->n_rcpts == 1 &&
+	    cfg->sender_auth.unsubscribe_url &&
+	    !message_header_get(am->body, am->body_len, "List-Unsubscribe", stream, sizeof stream))
+		rc = unsubscribe_headers(acc->unsub_key, cfg->sender_auth.unsubscribe_url, t->name,
+					 am->rcpts[0], &am->out);
 	if (!rc)
 		rc = message_append_without(&am->out, am->body, am->body_len, "X-Sluice-Stream");
 	if (!rc && !(am->spool_rcpts = calloc(am->n_rcpts, sizeof *am->spool_rcpts)))
@@ -262,6 +272,8 @@ int accept_create(const struct accept_env *env, struct accept **out, char *err, 
 	if (!acc)
 		return -ENOMEM;
 	acc->env = *env;
+	if (env->cfg->sender_auth.unsubscribe_url)
+		unsubscribe_key(env->cfg->sender_auth.unsubscribe_secret, acc->unsub_key);
 	acc->c_signed = metrics_counter(env->metrics, "sluice_dkim_signed_total",
 					"Messages DKIM-signed at acceptance", "");
 	acc->c_sign_fail = metrics_counter(env->metrics, "sluice_dkim_failures_total",
