@@ -1,6 +1,7 @@
 /* sendauth.c — sender-authentication service of the daemon; see sendauth.h. */
 #include "sendauth.h"
 
+#include "dkim.h"
 #include "dns_sync.h"
 #include "domains.h"
 #include "err.h"
@@ -235,4 +236,44 @@ const struct domains_env *sendauth_domains_env(const struct sendauth *sa)
 struct verification *sendauth_verification(const struct sendauth *sa)
 {
 	return sa ? sa->verif : NULL;
+}
+
+int sendauth_signer_load(struct store *st, struct dkim_signer **out)
+{
+	struct dkim_signer *s = NULL;
+	struct domain *all = NULL;
+	struct sl_buf pem = { 0 };
+	size_t n = 0, cap = 0;
+	int rc;
+
+	*out = NULL;
+	if ((rc = domains_list(st, NULL, NULL, 0, &cap)) < 0 || cap == 0)
+		return rc;
+	if (!(all = calloc(cap, sizeof *all)))
+		return -ENOMEM;
+	if ((rc = domains_list(st, NULL, all, cap, &n)) < 0)
+		goto out;
+	for (size_t i = 0; i < n && i < cap; i++) {
+		if (!all[i].verified_ms)
+			continue;
+		if (!s && !(s = dkim_signer_create())) {
+			rc = -ENOMEM;
+			goto out;
+		}
+		if (domains_key_pem(st, all[i].tenant, all[i].domain, &pem) < 0)
+			continue;
+		/* a bad stored key must not stop the others */
+		dkim_signer_add_key(s, all[i].domain, all[i].selector, DKIM_ALGO_AUTO,
+				    sl_buf_head(&pem));
+	}
+	rc = 0;
+out:
+	sl_buf_free(&pem);
+	free(all);
+	if (rc < 0) {
+		dkim_signer_destroy(s);
+		return rc;
+	}
+	*out = s;
+	return 0;
 }

@@ -36,6 +36,10 @@ void sendauth_stop(struct sendauth *sa);
 const struct domains_env *sendauth_domains_env(const struct sendauth *sa);
 /* NULL when verify-by-email is off. */
 struct verification *sendauth_verification(const struct sendauth *sa);
+/* A signer (dataplane/dkim.h) with the key of every verified domain, or
+ * *out NULL when there is none. */
+struct dkim_signer;
+int sendauth_signer_load(struct store *st, struct dkim_signer **out);
 /* Re-check every domain now (what the thread does each interval); the
  * number whose verified state changed, or a negative error. */
 int sendauth_check_all(struct sendauth *sa);

@@ -41,6 +41,7 @@
 #include "spool_waiter.h"
 
 struct accept;
+struct domain_signer;
 struct loop;
 struct queue;
 struct metrics;
@@ -83,6 +84,7 @@ struct accept_msg {
 	struct spool_rcpt *spool_rcpts;
 	struct sl_buf out, sig;
 	struct offload_job sign_job;
+	struct domain_signer *dsigner; /* the verified-domain keys signing it, or NULL */
 	char from_domain[256];
 	int sign_rc;
 };
@@ -98,6 +100,12 @@ void accept_destroy(struct accept *acc);
  * negative: done will not be called (-ENOMEM, -EPIPE spool closing,
  * -EINVAL no recipients). */
 int accept_submit(struct accept *acc, struct accept_msg *am);
+
+/* Replace the keys of the control store's verified sending domains
+ * (sender_auth) with those of s (taken, also on error; NULL = none). Used
+ * for a From domain the configuration has no key for. Loop thread. */
+struct dkim_signer;
+int accept_set_domain_keys(struct accept *acc, struct dkim_signer *s);
 
 /* "transactional" / "marketing" */
 const char *accept_stream_name(int stream);

@@ -31,6 +31,8 @@
 #include "reputation.h"
 #include "resolver.h"
 #include "sendauth.h"
+#include "accept.h"
+#include "dkim.h"
 #include "spool.h"
 #include "spool_waiter.h"
 #include "supervisor.h"
@@ -350,6 +352,8 @@ struct view_msg {
 	struct mailbox_msg msg;
 	struct daemon *d;
 	struct tenant_view *v;
+	bool set_keys;            /* sender_auth: replace the verified domains' keys */
+	struct dkim_signer *keys;
 };
 
 /* Loop thread: adopt the new view; held mail of resumed tenants goes. */
@@ -360,6 +364,8 @@ static void view_swap(struct mailbox_msg *m)
 
 	tenant_view_free(d->tview);
 	d->tview = vm->v;
+	if (vm->set_keys && d->ingress)
+		accept_set_domain_keys(ingress_accept(d->ingress), vm->keys);
 	free(vm);
 	if (d->queue)
 		queue_tenants_changed(d->queue);
@@ -381,8 +387,12 @@ static void tenant_changed(void *arg, const char *tenant)
 	vm->d = d;
 	pthread_mutex_lock(&d->tview_mu);
 	rc = tenant_view_load(d->store, &vm->v);
-	if (rc == 0 && (rc = mailbox_post(d->mailbox, &vm->msg)) < 0)
+	if (rc == 0 && d->sendauth && sendauth_signer_load(d->store, &vm->keys) == 0)
+		vm->set_keys = true;
+	if (rc == 0 && (rc = mailbox_post(d->mailbox, &vm->msg)) < 0) {
 		tenant_view_free(vm->v);
+		dkim_signer_destroy(vm->keys);
+	}
 	pthread_mutex_unlock(&d->tview_mu);
 	if (rc == 0)
 		return;
@@ -475,6 +485,12 @@ static int api_begin(struct daemon *d)
 		d->dp.domains = sendauth_domains_env(d->sendauth);
 		d->dp.verification = sendauth_verification(d->sendauth);
 		d->dp.tenants = &d->tview;
+		{
+			struct dkim_signer *keys;
+
+			if (sendauth_signer_load(d->store, &keys) == 0)
+				accept_set_domain_keys(ingress_accept(d->ingress), keys);
+		}
 		if (d->rep)
 			reputation_set_verification(d->rep, d->dp.verification);
 	}

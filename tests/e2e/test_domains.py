@@ -188,7 +188,7 @@ def test_injection_refused_until_verified(daemon):
         c.sendmail("x@unverified.test", ["u@gmail.test"], message("x@unverified.test",
                                                                     "u@gmail.test")[1])
 
-    # publish and verify: accepted and delivered
+    # publish and verify: accepted, signed with the domain's key, delivered
     zone.restart(publish(records_of(dom)))
     st, v = d.api("POST", "/v1/domains/mail.acme.test/verify")
     assert st == 200 and v["verified"], v
@@ -197,6 +197,17 @@ def test_injection_refused_until_verified(daemon):
                               "news@mail.acme.test", "u@gmail.test", msg), 10,
                "the data path to see the verified domain")
     sink.wait_messages(2)
+    import dkim
+    rec = records_of(dom)["dkim"]
+    signed = [f.read_bytes() for f in sink.save.glob("*.eml")
+              if b"Subject: after" in f.read_bytes()]
+    assert signed and signed[0].startswith(b"DKIM-Signature:"), signed[:1]
+    assert b"d=mail.acme.test" in signed[0] and b"s=sl1" in signed[0]
+
+    def dnsfunc(name, timeout=5):
+        assert name.decode().rstrip(".") == rec["name"]
+        return rec["value"].encode()
+    assert dkim.DKIM(signed[0]).verify(dnsfunc=dnsfunc)
 
 
 def _sends(fn, *args):
