@@ -81,11 +81,6 @@ out:
 	return rr;
 }
 
-static void layer_destroy(SPF_dns_server_t *srv)
-{
-	free(srv);
-}
-
 int spf_eval(struct dns_sync *dns, const struct sockaddr *client, const char *helo,
 	     const char *mail_from, enum spf_eval_result *res)
 {
@@ -100,7 +95,7 @@ int spf_eval(struct dns_sync *dns, const struct sockaddr *client, const char *he
 		return -EINVAL;
 	if (!(layer = calloc(1, sizeof *layer)))
 		return -ENOMEM;
-	layer->destroy = layer_destroy;
+	layer->destroy = NULL; /* ours: freed below */
 	layer->lookup = layer_lookup;
 	layer->name = "sluice";
 	layer->hook = dns;
@@ -135,6 +130,7 @@ out:
 		SPF_response_free(resp);
 	if (req)
 		SPF_request_free(req);
-	SPF_server_free(srv); /* destroys the layer */
+	SPF_server_free(srv);
+	free(layer); /* a layer given to SPF_server_new_dns stays the caller's */
 	return rc;
 }
