@@ -562,9 +562,7 @@ bool verification_is_recipient(const struct verification *v, const char *rcpt)
 	return v && rcpt_token(v, rcpt, tok);
 }
 
-/* The address of the (single) From field of msg, lower case. -EPROTO if
- * there is none, or more than one address. */
-static int header_from(const char *msg, size_t len, char out[VERIFICATION_ADDR_MAX + 1])
+int verification_header_from(const char *msg, size_t len, char out[VERIFICATION_ADDR_MAX + 1])
 {
 	char field[2048];
 	size_t o = 0, i = 0;
@@ -707,7 +705,7 @@ int verification_receive(struct verification *v, const char *rcpt, const char *m
 		snprintf(why, whylen, "already verified");
 		return 0;
 	}
-	if (header_from(msg, len, from) < 0 || strcmp(from, r.address)) {
+	if (verification_header_from(msg, len, from) < 0 || strcmp(from, r.address)) {
 		snprintf(reason, sizeof reason, "From is not %s", r.address);
 		goto refuse;
 	}

@@ -111,6 +111,12 @@ int verification_receive(struct verification *v, const char *rcpt, const char *m
 /* Webhooks delivered and given up so far (for tests and metrics). */
 void verification_stats(struct verification *v, unsigned *delivered, unsigned *failed);
 
+/* The address of msg's single From field (RFC 5322 header section, folded
+ * lines joined), lower case, into out. -EPROTO if there is no From, two
+ * From fields, several mailboxes or a bad address. (Exposed for tests and
+ * fuzzing: it parses untrusted mail.) */
+int verification_header_from(const char *msg, size_t len, char out[VERIFICATION_ADDR_MAX + 1]);
+
 /* A request as a new JSON object, or NULL. */
 json_t *verification_request_json(const struct verification_request *r);
 
