@@ -29,6 +29,8 @@ LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lunbound -lpthread
 # Its cflags (-include rte_config.h, -march) apply to transport_dpdk.c only.
 DPDK_CFLAGS := $(shell pkg-config --cflags libdpdk 2>/dev/null)
 LDLIBS  += $(shell pkg-config --libs libdpdk 2>/dev/null)
+# SPF evaluation and DKIM verification (control/spf_eval.c, control/dkim_check.c)
+LDLIBS  += -lspf2 -lopendkim
 ifeq ($(SAN),1)
 BUILD   := build-san
 CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined

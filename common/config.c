@@ -65,6 +65,8 @@ void config_defaults(struct sl_config *cfg)
 	char host[HOST_NAME_MAX + 1];
 
 	memset(cfg, 0, sizeof(*cfg));
+	cfg->sender_auth.check_interval_ms = 3600 * 1000;
+	cfg->sender_auth.verification_ttl_ms = 24 * 3600 * 1000;
 	if (gethostname(host, sizeof(host)) != 0 || host[0] == '\0')
 		strcpy(host, "localhost");
 	host[sizeof(host) - 1] = '\0';
@@ -351,9 +353,12 @@ static const char *const top_keys[] = {
 	"warmup",
 	"control",
 	"dpdk",
+	"bounces",
+	"sender_auth",
 };
 static const char *const listener_keys[] = {
 	"name", "address", "tls", "relay_networks", "relay_tenant",
+	"inbound",
 };
 static const char *const tls_keys[] = { "cert", "key" };
 static const char *const tenant_keys[] = { "name",   "username",          "password_hash",
@@ -388,10 +393,18 @@ static const char *const dns_keys[] = { "servers" };
 static const char *const events_keys[] = { "path" };
 static const char *const metrics_keys[] = { "address" };
 static const char *const control_keys[] = { "store", "api" };
+static const char *const sender_auth_keys[] = {
+	"enforce", "spf_include", "dmarc_rua", "check_interval", "verification_domain",
+	"verification_ttl", "webhook_url", "webhook_secret", "unsubscribe_url", "unsubscribe_secret",
+};
 static const char *const control_api_keys[] = { "address", "tls_cert", "tls_key" };
 static const char *const dpdk_keys[] = {
 	"eal_args", "port", "rx_descriptors", "tx_descriptors", "mbufs",
 	"gateway",  "prefix_len", "mtu", "max_conns", "capture", "idle_sleep",
+};
+static const char *const bounces_keys[] = {
+	"return_path_domain", "secret_file", "fbl_address", "domains",
+	"response_rules", "policy", "spamtraps", "bounce_rules",
 };
 
 #define KEYS(a) a, ARRAY_LEN(a)
@@ -1061,6 +1074,7 @@ static int parse_listener(struct ctx *c, const struct node *m, size_t idx)
 		case 2: rc = parse_tls(c, v, l); break;
 		case 3: rc = parse_cidrs(c, v, &l->relay_networks, &l->n_relay_networks); break;
 		case 4: rc = get_name(c, v, &l->relay_tenant); break;
+		case 5: rc = get_bool(c, v, &l->inbound); break;
 		}
 		if (!rc)
 			path_pop(c, old);
@@ -1909,6 +1923,53 @@ static int check_dpdk(struct ctx *c)
 	return 0;
 }
 
+static int parse_bounces(struct ctx *c, const struct node *m)
+{
+	struct sl_bounces_cfg *b = &c->cfg->bounces;
+	int rc = check_keys(c, m, KEYS(bounces_keys));
+
+	b->enabled = true;
+	for (size_t i = 0; !rc && i + 1 < m->n; i += 2) {
+		const struct node *v = m->kids[i + 1];
+		size_t old = path_key(c, m->kids[i]->val);
+
+		switch (key_index(KEYS(bounces_keys), m->kids[i]->val)) {
+		case 0: rc = get_domain(c, v, false, &b->return_path_domain); break;
+		case 1: rc = get_text(c, v, &b->secret_file); break;
+		case 2:
+			rc = get_text(c, v, &b->fbl_address);
+			if (!rc && !strchr(b->fbl_address, '@'))
+				rc = bad(c, v, "not an address (local@domain)");
+			break;
+		case 3:
+			rc = expect_seq(c, v);
+			if (!rc && v->n && !(b->domains = calloc(v->n, sizeof(char *))))
+				rc = nomem(c);
+			for (size_t j = 0; !rc && j < v->n; j++) {
+				size_t o2 = path_push(c, "[%zu]", j);
+
+				rc = get_domain(c, v->kids[j], false, &b->domains[j]);
+				if (!rc) {
+					b->n_domains++;
+					path_pop(c, o2);
+				}
+			}
+			break;
+		case 4: rc = get_text(c, v, &b->response_rules); break;
+		case 5: rc = get_text(c, v, &b->policy); break;
+		case 6: rc = get_text(c, v, &b->spamtraps); break;
+		case 7: rc = get_text(c, v, &b->bounce_rules); break;
+		}
+		if (!rc)
+			path_pop(c, old);
+	}
+	if (!rc && !b->return_path_domain)
+		rc = missing(c, m, "return_path_domain");
+	if (!rc && !b->bounce_rules)
+		rc = dup_str(c, "/etc/sluice/bounce-rules.conf", &b->bounce_rules);
+	return rc;
+}
+
 /* List names for a "did you mean" or "known: ..." hint. */
 static void names_hint(char *buf, size_t len, const char *word, const char *const *names, size_t n,
 		       size_t stride, const char *what)
@@ -1981,6 +2042,47 @@ static int check_refs(struct ctx *c)
 	return 0;
 }
 
+static int parse_sender_auth(struct ctx *c, const struct node *m)
+{
+	struct sl_sender_auth_cfg *a = &c->cfg->sender_auth;
+	int rc = check_keys(c, m, KEYS(sender_auth_keys));
+
+	a->enabled = true;
+	for (size_t i = 0; !rc && i + 1 < m->n; i += 2) {
+		const struct node *v = m->kids[i + 1];
+		size_t old = path_key(c, m->kids[i]->val);
+		const char *s = NULL;
+
+		switch (key_index(KEYS(sender_auth_keys), m->kids[i]->val)) {
+		case 0:
+			rc = scalar(c, v, "api_tenants, all or none", &s);
+			if (!rc && !strcmp(s, "api_tenants"))
+				a->enforce = SL_ENFORCE_API_TENANTS;
+			else if (!rc && !strcmp(s, "all"))
+				a->enforce = SL_ENFORCE_ALL;
+			else if (!rc && !strcmp(s, "none"))
+				a->enforce = SL_ENFORCE_NONE;
+			else if (!rc)
+				rc = bad(c, v, "'%s' is not api_tenants, all or none", show(c, s));
+			break;
+		case 1: rc = get_domain(c, v, false, &a->spf_include); break;
+		case 2: rc = get_text(c, v, &a->dmarc_rua); break;
+		case 3: rc = get_duration(c, v, 60000, 7 * 86400000ull, &a->check_interval_ms); break;
+		case 4: rc = get_domain(c, v, false, &a->verification_domain); break;
+		case 5: rc = get_duration(c, v, 60000, 30 * 86400000ull, &a->verification_ttl_ms); break;
+		case 6: rc = get_text(c, v, &a->webhook_url); break;
+		case 7: rc = get_text(c, v, &a->webhook_secret); break;
+		case 8: rc = get_text(c, v, &a->unsubscribe_url); break;
+		case 9: rc = get_text(c, v, &a->unsubscribe_secret); break;
+		}
+		if (!rc)
+			path_pop(c, old);
+	}
+	if (!rc && a->unsubscribe_url && !a->unsubscribe_secret)
+		return bad(c, m, "unsubscribe_url needs unsubscribe_secret (the links' HMAC key)");
+	return rc;
+}
+
 static int parse_root(struct ctx *c, const struct node *root)
 {
 	int rc = check_keys(c, root, KEYS(top_keys));
@@ -2008,6 +2110,8 @@ static int parse_root(struct ctx *c, const struct node *root)
 		case 13: rc = parse_warmup(c, v); break;
 		case 14: rc = parse_control(c, v); break;
 		case 15: rc = parse_dpdk(c, v); break;
+		case 16: rc = parse_bounces(c, v); break;
+		case 17: rc = parse_sender_auth(c, v); break;
 		}
 		if (rc)
 			return rc;
@@ -2016,6 +2120,18 @@ static int parse_root(struct ctx *c, const struct node *root)
 	if (!c->pools)
 		return fail_at(c, root->line, root->col,
 			       "missing required key 'pools' (at least one pool is required)");
+	if (c->cfg->sender_auth.enabled && !c->cfg->control.enabled)
+		return bad(c, map_get(root, "sender_auth"),
+			   "sender_auth needs the control section (domains live in its store)");
+	if (c->cfg->bounces.enabled && !c->cfg->control.enabled)
+		return bad(c, map_get(root, "bounces"),
+			   "bounces needs the control section (suppression lists live in its store)");
+	for (size_t i = 0; i < c->cfg->n_listeners; i++)
+		if (c->cfg->listeners[i].inbound && !c->cfg->bounces.enabled) {
+			path_set(c, "listeners[%zu].%s", i, "inbound");
+			return bad(c, map_get(c->listeners->kids[i], "inbound"),
+				   "an inbound listener needs the bounces section (what it accepts)");
+		}
 	rc = check_refs(c);
 	if (rc)
 		return rc;
@@ -2288,6 +2404,23 @@ void config_free(struct sl_config *cfg)
 	free(cfg->dpdk.eal_args);
 	free(cfg->dpdk.port);
 	free(cfg->dpdk.capture);
+	free(cfg->sender_auth.spf_include);
+	free(cfg->sender_auth.dmarc_rua);
+	free(cfg->sender_auth.verification_domain);
+	free(cfg->sender_auth.webhook_url);
+	free(cfg->sender_auth.webhook_secret);
+	free(cfg->sender_auth.unsubscribe_url);
+	free(cfg->sender_auth.unsubscribe_secret);
+	free(cfg->bounces.return_path_domain);
+	free(cfg->bounces.secret_file);
+	free(cfg->bounces.fbl_address);
+	for (size_t i = 0; i < cfg->bounces.n_domains; i++)
+		free(cfg->bounces.domains[i]);
+	free(cfg->bounces.domains);
+	free(cfg->bounces.response_rules);
+	free(cfg->bounces.policy);
+	free(cfg->bounces.spamtraps);
+	free(cfg->bounces.bounce_rules);
 	free(cfg);
 }
 

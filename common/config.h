@@ -55,6 +55,7 @@ struct sl_listener_cfg {
 	struct sl_cidr *relay_networks;    /* listeners[].relay_networks: may send unauthenticated */
 	size_t n_relay_networks;
 	char *relay_tenant;                /* listeners[].relay_tenant: tenant for those; required if networks set */
+	bool inbound;                      /* listeners[].inbound: mail for the appliance's own domains (bounces:), no AUTH */
 };
 
 struct sl_source_ip_cfg {
@@ -130,6 +131,38 @@ struct sl_dns_cfg {
 	size_t n_servers;
 };
 
+/* Bounce and complaint intake, reputation automation (bounces: section;
+ * absent = plain MAIL FROM, no inbound processing). Needs control:. */
+struct sl_bounces_cfg {
+	bool enabled;               /* the section is present */
+	char *return_path_domain;   /* bounces.return_path_domain, required: VERP return paths */
+	char *secret_file;          /* bounces.secret_file, default STORE/verp.secret (created if absent) */
+	char *fbl_address;          /* bounces.fbl_address: ARF feedback reports arrive here; default none */
+	char **domains;             /* bounces.domains: more domains the inbound listener accepts */
+	size_t n_domains;
+	char *response_rules;       /* bounces.response_rules: receiver response rules file; default none */
+	char *policy;               /* bounces.policy: thresholds (policy.yaml); default none = builtin defaults */
+	char *spamtraps;            /* bounces.spamtraps: trap addresses / @domains, one a line; default none */
+	char *bounce_rules;         /* bounces.bounce_rules: DSN classification rules, default /etc/sluice/bounce-rules.conf */
+};
+
+/* Sending-domain verification and verify-by-email (sender_auth: section,
+ * docs/domains.md); needs control:. */
+enum sl_enforce { SL_ENFORCE_API_TENANTS = 0, SL_ENFORCE_ALL, SL_ENFORCE_NONE };
+struct sl_sender_auth_cfg {
+	bool enabled;               /* the section is present */
+	enum sl_enforce enforce;    /* sender_auth.enforce: who must use verified domains; default api_tenants */
+	char *spf_include;          /* sender_auth.spf_include: appliance SPF domain; default none (ip4: list) */
+	char *dmarc_rua;            /* sender_auth.dmarc_rua: address for the suggested DMARC rua=; default none */
+	uint64_t check_interval_ms; /* sender_auth.check_interval: periodic re-check; default 1h */
+	char *verification_domain;  /* sender_auth.verification_domain: enables verify-by-email; default none */
+	uint64_t verification_ttl_ms; /* sender_auth.verification_ttl, default 24h */
+	char *webhook_url;          /* sender_auth.webhook_url: verified-address webhook; default none */
+	char *webhook_secret;       /* sender_auth.webhook_secret: HMAC-SHA256 key */
+	char *unsubscribe_url;      /* sender_auth.unsubscribe_url: base of one-click links (the API's URL); default none = no List-Unsubscribe */
+	char *unsubscribe_secret;   /* sender_auth.unsubscribe_secret: HMAC key of those links */
+};
+
 /* The control plane (control: section); absent = no store, no admin API. */
 struct sl_control_cfg {
 	bool enabled;        /* the section is present */
@@ -177,6 +210,8 @@ struct sl_config {
 	struct sockaddr_storage metrics_addr; /* metrics.address, default 127.0.0.1:9025 */
 	socklen_t metrics_addr_len;
 	struct sl_control_cfg control;
+	struct sl_sender_auth_cfg sender_auth;
+	struct sl_bounces_cfg bounces;
 };
 
 /* Fill cfg with every default (and no listeners, tenants, pools, routes). */

@@ -31,8 +31,8 @@ struct api {
 	unsigned port;
 	struct api_grace *grace;
 	unsigned active; /* requests in flight (atomic) */
-	const struct api_route *tables[8];
-	size_t counts[8];
+	const struct api_route *tables[12];
+	size_t counts[12];
 };
 
 struct api_request {
@@ -287,6 +287,23 @@ const char *api_header(const struct api_request *req, const char *name)
 	return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
 }
 
+int api_client_ip(const struct api_request *req, char *out, size_t cap)
+{
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+
+	if (!sa)
+		return -ENOTCONN;
+	if (sa->sa_family == AF_INET &&
+	    inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, out, (socklen_t)cap))
+		return 0;
+	if (sa->sa_family == AF_INET6 &&
+	    inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, out, (socklen_t)cap))
+		return 0;
+	return -EAFNOSUPPORT;
+}
+
 const char *api_body(const struct api_request *req, size_t *len)
 {
 	*len = req->body.len;
@@ -514,6 +531,18 @@ static int authenticate(struct api_request *req)
 	return 0;
 }
 
+/* Does (method, path) name a route that needs no token (min_role 0)? */
+static bool public_route(struct api_request *req)
+{
+	struct api *api = req->api;
+	struct api_match m;
+	unsigned allowed;
+
+	return api_route_find(api->tables, api->counts, sizeof api->tables / sizeof api->tables[0],
+			      req->method, req->path, &m, &allowed) == 0 &&
+	       m.route->min_role == 0;
+}
+
 /* First call for a request: authenticate, route, check the role and the
  * announced size. Answers and returns false when the request ends here. */
 static bool admit(struct api_request *req, enum MHD_Result *ret)
@@ -524,6 +553,10 @@ static bool admit(struct api_request *req, enum MHD_Result *ret)
 	int rc;
 
 	rc = authenticate(req);
+	if (rc == SL_EAUTH && public_route(req)) {
+		rc = 0; /* no token: the handler checks what the request carries */
+		snprintf(req->who.actor, sizeof req->who.actor, "public");
+	}
 	if (rc < 0) {
 		*ret = rc == SL_EAUTH ? answer_error(req, 401, "unauthorized",
 						     "missing or invalid API token "
@@ -737,6 +770,15 @@ int api_start(const struct api_config *cfg, struct store *store, struct api **ou
 	api->counts[6] = api_ip_route_count;
 	api->tables[7] = api_event_routes;
 	api->counts[7] = api_event_route_count;
+	/* sending domains and verify-by-email: the last two slots */
+	api->tables[sizeof api->tables / sizeof api->tables[0] - 2] = api_domain_routes;
+	api->counts[sizeof api->tables / sizeof api->tables[0] - 2] = api_domain_route_count;
+	api->tables[sizeof api->tables / sizeof api->tables[0] - 1] = api_verify_routes;
+	api->counts[sizeof api->tables / sizeof api->tables[0] - 1] = api_verify_route_count;
+	api->tables[sizeof api->tables / sizeof api->tables[0] - 3] = api_unsubscribe_routes;
+	api->counts[sizeof api->tables / sizeof api->tables[0] - 3] = api_unsubscribe_route_count;
+	api->tables[8] = api_reputation_routes;
+	api->counts[8] = api_reputation_route_count;
 	rc = parse_address(api->cfg.address, &ss);
 	if (rc < 0)
 		goto fail;

@@ -104,7 +104,9 @@ struct api_route {
 	enum api_method method;
 	const char *pattern;      /* "/v1/tenants/:tenant/users/:user" */
 	api_handler_fn handler;
-	enum store_role min_role; /* STORE_ROLE_OPERATOR or STORE_ROLE_TENANT */
+	enum store_role min_role; /* STORE_ROLE_OPERATOR or STORE_ROLE_TENANT; 0 = public:
+				   * no token needed (the handler authenticates the
+				   * request itself; api_principal() has role 0) */
 	const char *tenant_param; /* ":param" naming the tenant (without ':'), or NULL */
 };
 
@@ -127,6 +129,7 @@ struct api_principal {
  *   api_queues.c    api_queue_routes    queue visibility
  *   api_ips.c       api_ip_routes       source IPs, FCrDNS
  *   api_events.c    api_event_routes    the event log
+ *   api_reputation.c api_reputation_routes suppressions, VERP, reputation
  */
 extern const struct api_route api_tenant_routes[];
 extern const size_t api_tenant_route_count;
@@ -144,6 +147,17 @@ extern const struct api_route api_ip_routes[];
 extern const size_t api_ip_route_count;
 extern const struct api_route api_event_routes[];
 extern const size_t api_event_route_count;
+/* api_domains.c api_domain_routes, api_verify.c api_verify_routes: sending
+ * domains and verify-by-email (docs/domains.md) */
+extern const struct api_route api_domain_routes[];
+extern const size_t api_domain_route_count;
+extern const struct api_route api_verify_routes[];
+extern const size_t api_verify_route_count;
+/* api_unsubscribe.c: RFC 8058 one-click unsubscribe (a public route) */
+extern const struct api_route api_unsubscribe_routes[];
+extern const size_t api_unsubscribe_route_count;
+extern const struct api_route api_reputation_routes[];
+extern const size_t api_reputation_route_count;
 
 /* --- server -------------------------------------------------------------- */
 
@@ -170,6 +184,8 @@ const char *api_param(const struct api_request *req, const char *name);
 const char *api_query(const struct api_request *req, const char *name);
 /* Request header (case-insensitive name), or NULL. */
 const char *api_header(const struct api_request *req, const char *name);
+/* The client's IP address as text into out. -ENOTCONN if unknown. */
+int api_client_ip(const struct api_request *req, char *out, size_t cap);
 /* The raw body (not NUL-terminated; *len 0 when none). */
 const char *api_body(const struct api_request *req, size_t *len);
 const struct api_principal *api_principal(const struct api_request *req);

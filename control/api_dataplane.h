@@ -19,6 +19,10 @@
 
 struct accept;
 struct queue;
+struct domains_env;
+struct verification;
+struct tenant_view;
+struct reputation;
 
 struct api_dataplane {
 	struct accept *accept;        /* ingress_accept(): the shared acceptance path */
@@ -29,6 +33,17 @@ struct api_dataplane {
 	/* GET /v1/ips (api_ips.c): append the source IPs as a JSON array;
 	 * runs on the loop thread (through the mailbox). NULL: 503. */
 	int (*ips_json)(void *daemon, struct sl_buf *out);
+	/* Sending domains and verify-by-email (sender_auth: section; NULL =
+	 * off): record generation and DNS check settings, the verifier. Both
+	 * are safe from API threads. */
+	const struct domains_env *domains;
+	struct verification *verification;
+	/* The loop thread's current tenant view (loop thread only; NULL: none):
+	 * HTTP injection checks sending domains against it. */
+	struct tenant_view *const *tenants;
+	/* Reputation (NULL: no bounces section): suppression checks at
+	 * injection and VERP decoding, both safe from API threads. */
+	struct reputation *rep;
 };
 
 #endif

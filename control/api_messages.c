@@ -22,7 +22,9 @@
 #include "inject.h"
 #include "loop.h"
 #include "mailbox.h"
+#include "reputation.h"
 #include "tenant.h"
+#include "tenant_view.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -43,16 +45,81 @@ static void inject_batch_done(struct inject_batch *b, void *ctx)
 	mailbox_complete(c->w, 0);
 }
 
+/* --- suppressed recipients (reputation) ---------------------------------- */
+
+static const char *const suppressed_reason[] = {
+	"recipient suppressed (hard_bounce)", "recipient suppressed (complaint)",
+	"recipient suppressed (unsubscribe)", "recipient suppressed (manual)",
+};
+
+/* API thread: reject every recipient the tenant's or the global
+ * suppression list holds (the store is read directly). */
+static void inject_suppress(const struct api_dataplane *dp, struct inject_batch *b,
+			    const char *tenant)
+{
+	for (size_t i = 0; dp->rep && i < b->n_msgs; i++) {
+		struct inject_message *m = &b->msgs[i];
+
+		for (size_t j = 0; m->status == INJECT_PENDING && j < m->n_rcpts; j++) {
+			struct inject_rcpt *r = &m->rcpts[j];
+			const char *why = NULL;
+
+			if (r->status != INJECT_PENDING ||
+			    reputation_suppressed(dp->rep, tenant, r->addr, &why) != 1)
+				continue;
+			r->status = INJECT_REJECTED;
+			r->reason = suppressed_reason[3];
+			for (size_t k = 0; k < 4; k++)
+				if (why && strstr(suppressed_reason[k], why))
+					r->reason = suppressed_reason[k];
+		}
+	}
+}
+
+/* Loop thread: the suppressed recipients' events. */
+static void inject_suppressed_events(struct inject_call *c)
+{
+	for (size_t i = 0; c->dp->rep && i < c->b->n_msgs; i++)
+		for (size_t j = 0; j < c->b->msgs[i].n_rcpts; j++) {
+			const struct inject_rcpt *r = &c->b->msgs[i].rcpts[j];
+
+			for (size_t k = 0; k < 4; k++)
+				if (r->reason == suppressed_reason[k])
+					reputation_refused(c->dp->rep, c->tenant, r->addr,
+							   strchr(r->reason, '(') + 1);
+		}
+}
+
+/* Loop thread: reject each message whose envelope sender's domain is not
+ * verified for the tenant (sender_auth; the same check as SMTP MAIL). */
+static void inject_sender_check(struct inject_call *c)
+{
+	for (size_t i = 0; c->dp->tenants && i < c->b->n_msgs; i++) {
+		struct inject_message *m = &c->b->msgs[i];
+		char reply[320];
+
+		if (m->status == INJECT_PENDING &&
+		    tenant_view_sender_check(*c->dp->tenants, c->dp->cfg, c->tenant, m->mail_from,
+					     reply, sizeof reply)) {
+			m->status = INJECT_REJECTED;
+			m->reason = "sending domain is not verified for this tenant "
+				    "(sluicectl domain verify)";
+		}
+	}
+}
+
 /* On the loop thread: start accepting; the reply waits for the commits. */
 static void inject_on_loop(struct mailbox_wait *w, void *arg)
 {
 	struct inject_call *c = arg;
 
 	c->w = w;
+	inject_sender_check(c);
 	c->b->tenant = config_tenant_by_name(c->dp->cfg, c->tenant);
 	c->b->done = inject_batch_done;
 	c->b->ctx = c;
 	inject_submit(c->dp->accept, c->b, c->tenant);
+	inject_suppressed_events(c);
 }
 
 /* Which tenant injects, and may it? 0, or an error already answered. */
@@ -113,6 +180,7 @@ static int messages_inject(struct api_request *req, struct api_response *resp)
 	if (rc < 0)
 		return rc;
 	snprintf(b.peer, sizeof b.peer, "%s", api_principal(req)->actor);
+	inject_suppress(dp, &b, tenant);
 	c = (struct inject_call){ .dp = dp, .b = &b, .tenant = tenant };
 	rc = mailbox_await(api_mailbox(req), inject_on_loop, &c);
 	if (rc == 0)

@@ -16,6 +16,9 @@
  *   sluicectl audit [--tenant T]       the control store's audit log
  *   sluicectl queue list|show|pause|...  delivery queues (admin API)
  *   sluicectl events [--follow]        the event log (admin API)
+ *   sluicectl suppress ...             suppression lists (admin API)
+ *   sluicectl verp decode ADDRESS      what a VERP return path names
+ *   sluicectl reputation TENANT        rates, state, recent automatic actions
  *
  * The admin-API commands share their options and output (cmd_api.h).
  */
@@ -26,6 +29,9 @@
 #include "cmd_queue.h"
 #include "cmd_dkim.h"
 #include "cmd_ip.h"
+#include "cmd_domain.h"
+#include "cmd_verify.h"
+#include "cmd_reputation.h"
 #include "cmd_shaping.h"
 #include "cmd_warmup.h"
 #include "cmd_tenant.h"
@@ -66,6 +72,12 @@ static int usage(FILE *f, int rc)
 		   "  queue list|show|pause|resume|retry|purge\n"
 		   "                          delivery queues (sluicectl queue --help)\n"
 		   "  ip list [--json]        source IPs: EHLO, rDNS, FCrDNS check, warm-up\n"
+		   "  domain add|list|records|verify|remove\n"
+		   "                          sending domains and their DNS records (--help)\n"
+		   "  verify request|show ADDRESS  verify-by-email (sluicectl verify --help)\n"
+		   "  suppress ...            suppression lists (sluicectl suppress --help)\n"
+		   "  verp decode ADDRESS     the tenant, message and recipient of a return path\n"
+		   "  reputation TENANT       rates, state and recent automatic actions\n"
 		   "  help                    this text\n");
 	return rc;
 }
@@ -214,6 +226,16 @@ int main(int argc, char **argv)
 		return cmd_events(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "ip"))
 		return cmd_ip(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "domain"))
+		return cmd_domain(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "verify"))
+		return cmd_verify(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "suppress"))
+		return cmd_suppress(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "verp"))
+		return cmd_verp(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "reputation"))
+		return cmd_reputation(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "setup")) {
 		/* The first-boot wizard lives with the appliance image. */
 		argv[1] = "/usr/sbin/sluice-setup";

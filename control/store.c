@@ -13,6 +13,7 @@
  * reported as done before it returns 0.
  */
 #include "store.h"
+#include "suppression.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -56,6 +57,8 @@ static const char DUMMY_HASH[] =
 struct store {
 	MDB_env *env;
 	MDB_dbi db_meta, db_tenants, db_creds, db_cfgsets, db_audit;
+	MDB_dbi db_sendauth; /* sending domains and address verifications (helper I) */
+	MDB_dbi db_rep;      /* suppressions and tenant numbers (reputation) */
 	int lock_fd;
 };
 
@@ -638,7 +641,9 @@ static int init_dbs(struct store *st)
 	    (rc = mdb_dbi_open(txn, "tenants", MDB_CREATE, &st->db_tenants)) ||
 	    (rc = mdb_dbi_open(txn, "credentials", MDB_CREATE, &st->db_creds)) ||
 	    (rc = mdb_dbi_open(txn, "cfgsets", MDB_CREATE, &st->db_cfgsets)) ||
-	    (rc = mdb_dbi_open(txn, "audit", MDB_CREATE, &st->db_audit)))
+	    (rc = mdb_dbi_open(txn, "audit", MDB_CREATE, &st->db_audit)) ||
+	    (rc = mdb_dbi_open(txn, "sendauth", MDB_CREATE, &st->db_sendauth)) ||
+	    (rc = mdb_dbi_open(txn, "reputation", MDB_CREATE, &st->db_rep)))
 		goto fail_mdb;
 
 	k.mv_size = sizeof META_VERSION - 1;
@@ -720,7 +725,7 @@ int store_open(const char *path, size_t map_size, bool sync, struct store **out)
 		st->env = NULL;
 		goto fail_mdb;
 	}
-	if ((rc = mdb_env_set_maxdbs(st->env, 5)) ||
+	if ((rc = mdb_env_set_maxdbs(st->env, 8)) ||
 	    (rc = mdb_env_set_maxreaders(st->env, STORE_MAX_READERS)) ||
 	    (rc = mdb_env_set_mapsize(st->env, map_size ? map_size : STORE_DEFAULT_MAP_SIZE)))
 		goto fail_mdb;
@@ -1708,4 +1713,399 @@ int store_audit_json(const struct store_audit *e, struct sl_buf *b)
 	json_obj_str(&o, "reason", e->reason);
 	json_obj_str(&o, "details", e->details);
 	return json_obj_end(&o);
+}
+
+/* === sending authentication (domains.c, verification.c) ================== */
+/* One named database, "sendauth", of opaque records whose keys and layouts
+ * belong to control/domains.c and control/verification.c. */
+
+static int sendauth_write(struct store *st, const void *key, size_t klen, const void *val,
+			  size_t vlen, struct store_audit *audit)
+{
+	MDB_txn *txn;
+	MDB_val k = { .mv_size = klen, .mv_data = (void *)key };
+	MDB_val v = { .mv_size = vlen, .mv_data = (void *)val };
+	int rc;
+
+	if (!st || !key || !klen || klen > 511)
+		return -EINVAL;
+	if ((rc = txn_begin(st, true, &txn)))
+		return rc;
+	rc = val ? mdb_put(txn, st->db_sendauth, &k, &v, 0) : mdb_del(txn, st->db_sendauth, &k, NULL);
+	if (rc) {
+		rc = rc == MDB_NOTFOUND ? SL_ENOTFOUND : mdb_to_err(rc);
+		goto fail;
+	}
+	if (audit && (rc = audit_put(st, txn, audit)) < 0)
+		goto fail;
+	return txn_commit(txn);
+fail:
+	mdb_txn_abort(txn);
+	return rc;
+}
+
+int store_sendauth_put(struct store *st, const void *key, size_t klen, const void *val,
+		       size_t vlen, struct store_audit *audit)
+{
+	if (!val)
+		return -EINVAL;
+	return sendauth_write(st, key, klen, val, vlen, audit);
+}
+
+int store_sendauth_del(struct store *st, const void *key, size_t klen, struct store_audit *audit)
+{
+	return sendauth_write(st, key, klen, NULL, 0, audit);
+}
+
+int store_sendauth_get(struct store *st, const void *key, size_t klen, struct sl_buf *out)
+{
+	MDB_txn *txn;
+	MDB_val k = { .mv_size = klen, .mv_data = (void *)key }, v;
+	int rc;
+
+	if (!st || !key || !klen || klen > 511 || !out)
+		return -EINVAL;
+	if ((rc = txn_begin(st, false, &txn)))
+		return rc;
+	rc = mdb_get(txn, st->db_sendauth, &k, &v);
+	if (rc == 0) {
+		sl_buf_reset(out);
+		rc = sl_buf_append(out, v.mv_data, v.mv_size);
+	} else {
+		rc = rc == MDB_NOTFOUND ? SL_ENOTFOUND : mdb_to_err(rc);
+	}
+	mdb_txn_abort(txn);
+	return rc;
+}
+
+int store_sendauth_scan(struct store *st, const void *prefix, size_t plen,
+			store_sendauth_fn fn, void *arg)
+{
+	MDB_txn *txn;
+	MDB_cursor *cur;
+	MDB_val k = { .mv_size = plen, .mv_data = (void *)prefix }, v;
+	int rc, op = MDB_SET_RANGE;
+
+	if (!st || !fn || (plen && !prefix))
+		return -EINVAL;
+	if ((rc = txn_begin(st, false, &txn)))
+		return rc;
+	if ((rc = mdb_cursor_open(txn, st->db_sendauth, &cur))) {
+		mdb_txn_abort(txn);
+		return mdb_to_err(rc);
+	}
+	if (!plen)
+		op = MDB_FIRST;
+	for (;;) {
+		rc = mdb_cursor_get(cur, &k, &v, (MDB_cursor_op)op);
+		op = MDB_NEXT;
+		if (rc == MDB_NOTFOUND) {
+			rc = 0;
+			break;
+		}
+		if (rc) {
+			rc = mdb_to_err(rc);
+			break;
+		}
+		if (k.mv_size < plen || memcmp(k.mv_data, prefix, plen))
+			break;
+		if ((rc = fn(arg, k.mv_data, k.mv_size, v.mv_data, v.mv_size)) != 0)
+			break;
+	}
+	mdb_cursor_close(cur);
+	mdb_txn_abort(txn);
+	return rc < 0 ? rc : 0;
+}
+
+/* --- suppressions and tenant numbers (reputation) ------------------------ */
+
+#define SUPP_REC_VERSION 1
+#define REP_KEY_MAX (1 + SUPPRESSION_TENANT_MAX + 1 + SUPPRESSION_ADDR_MAX + 1)
+
+/* 's' tenant NUL address; the length or an error. */
+static int supp_key(uint8_t kb[REP_KEY_MAX], const char *tenant, const char *addr)
+{
+	int n;
+
+	if (tenant && *tenant && !valid_name(tenant))
+		return -EINVAL;
+	kb[0] = 's';
+	n = suppression_key(tenant, addr, (char *)kb + 1, REP_KEY_MAX - 1);
+	return n < 0 ? n : n + 1;
+}
+
+static int supp_decode(const MDB_val *k, const MDB_val *v, struct suppression_entry *e)
+{
+	const char *p = (const char *)k->mv_data + 1, *nul;
+	size_t n = k->mv_size - 1;
+	struct rd r;
+	int rc;
+
+	if (k->mv_size < 2 || !(nul = memchr(p, 0, n)) || (size_t)(nul - p) > SUPPRESSION_TENANT_MAX ||
+	    n - (size_t)(nul - p) - 1 > SUPPRESSION_ADDR_MAX || n - (size_t)(nul - p) - 1 == 0)
+		return -EBADMSG;
+	memcpy(e->tenant, p, (size_t)(nul - p));
+	e->tenant[nul - p] = 0;
+	memcpy(e->address, nul + 1, n - (size_t)(nul - p) - 1);
+	e->address[n - (size_t)(nul - p) - 1] = 0;
+	if ((rc = rd_start(&r, v->mv_data, v->mv_size, SUPP_REC_VERSION)))
+		return rc;
+	e->reason = get_u8(&r);
+	e->added_ms = get_u64(&r);
+	return rd_finish(&r);
+}
+
+int store_suppression_add(struct store *st, const char *tenant, const char *addr,
+			  enum suppression_reason reason, uint64_t added_ms, const char *actor)
+{
+	uint8_t kb[REP_KEY_MAX], vb[10];
+	struct store_audit e;
+	MDB_txn *txn;
+	MDB_val k, v;
+	int n, rc;
+
+	if (!st || (unsigned)reason > SUPPRESSION_MANUAL)
+		return -EINVAL;
+	if ((n = supp_key(kb, tenant, addr)) < 0)
+		return n;
+	k = (MDB_val){ .mv_size = (size_t)n, .mv_data = kb };
+	vb[0] = SUPP_REC_VERSION;
+	vb[1] = (uint8_t)reason;
+	be64_put(vb + 2, added_ms ? added_ms : wall_ms());
+	v = (MDB_val){ .mv_size = sizeof vb, .mv_data = vb };
+	if (actor && ((rc = audit_fill(&e, actor, "suppression.add", "tenant",
+				       tenant && *tenant ? tenant : "*", "")) < 0 ||
+		      (rc = audit_kv(&e, "address", (const char *)kb + 2 + strlen((char *)kb + 1),
+				     "reason", suppression_reason_name(reason), NULL, NULL)) < 0))
+		return rc;
+	if ((rc = txn_begin(st, true, &txn)))
+		return rc;
+	rc = mdb_put(txn, st->db_rep, &k, &v, MDB_NOOVERWRITE);
+	if (rc == MDB_KEYEXIST) {
+		mdb_txn_abort(txn);
+		return 1;
+	}
+	if ((rc = mdb_to_err(rc)) < 0 || (actor && (rc = audit_put(st, txn, &e)) < 0)) {
+		mdb_txn_abort(txn);
+		return rc;
+	}
+	return txn_commit(txn);
+}
+
+int store_suppression_remove(struct store *st, const char *tenant, const char *addr,
+			     const char *actor)
+{
+	uint8_t kb[REP_KEY_MAX];
+	struct store_audit e;
+	MDB_txn *txn;
+	MDB_val k;
+	int n, rc;
+
+	if (!st || (n = supp_key(kb, tenant, addr)) < 0)
+		return st ? n : -EINVAL;
+	k = (MDB_val){ .mv_size = (size_t)n, .mv_data = kb };
+	if (actor && ((rc = audit_fill(&e, actor, "suppression.remove", "tenant",
+				       tenant && *tenant ? tenant : "*", "")) < 0 ||
+		      (rc = audit_kv(&e, "address", (const char *)kb + 2 + strlen((char *)kb + 1),
+				     NULL, NULL, NULL, NULL)) < 0))
+		return rc;
+	if ((rc = txn_begin(st, true, &txn)))
+		return rc;
+	rc = mdb_del(txn, st->db_rep, &k, NULL);
+	if (rc == MDB_NOTFOUND) {
+		mdb_txn_abort(txn);
+		return SL_ENOTFOUND;
+	}
+	if ((rc = mdb_to_err(rc)) < 0 || (actor && (rc = audit_put(st, txn, &e)) < 0)) {
+		mdb_txn_abort(txn);
+		return rc;
+	}
+	return txn_commit(txn);
+}
+
+int store_suppression_check(struct store *st, const char *tenant, const char *addr,
+			    struct suppression_entry *out)
+{
+	struct suppression_entry tmp;
+	uint8_t kb[REP_KEY_MAX];
+	MDB_txn *txn;
+	MDB_val k, v;
+	int n, rc;
+
+	if (!st)
+		return -EINVAL;
+	if ((rc = txn_begin(st, false, &txn)))
+		return rc;
+	for (int pass = 0; pass < 2; pass++) {
+		const char *t = pass ? tenant : "";
+
+		if (pass && (!tenant || !*tenant))
+			break;
+		if ((n = supp_key(kb, t, addr)) < 0) {
+			rc = n;
+			break;
+		}
+		k = (MDB_val){ .mv_size = (size_t)n, .mv_data = kb };
+		rc = mdb_get(txn, st->db_rep, &k, &v);
+		if (rc == MDB_NOTFOUND) {
+			rc = 0;
+			continue;
+		}
+		if (rc) {
+			rc = mdb_to_err(rc);
+			break;
+		}
+		rc = supp_decode(&k, &v, out ? out : &tmp);
+		rc = rc < 0 ? rc : 1;
+		break;
+	}
+	mdb_txn_abort(txn);
+	return rc;
+}
+
+int store_suppression_list(struct store *st, const char *tenant, const char *after_tenant,
+			   const char *after_addr, struct suppression_entry *out, size_t limit,
+			   size_t *n, bool *more)
+{
+	uint8_t kb[REP_KEY_MAX];
+	MDB_txn *txn;
+	MDB_cursor *cur;
+	MDB_val k, v, start;
+	MDB_cursor_op op = MDB_SET_RANGE;
+	size_t got = 0;
+	int rc, kn;
+
+	if (!st || !n || !more || (limit && !out))
+		return -EINVAL;
+	*n = 0;
+	*more = false;
+	if (after_addr && *after_addr) {
+		if ((kn = supp_key(kb, after_tenant ? after_tenant : "", after_addr)) < 0)
+			return kn;
+	} else if (tenant) {
+		if ((kn = supp_key(kb, tenant, "x@x")) < 0)
+			return kn;
+		kn -= 3; /* 's' tenant NUL */
+	} else {
+		kb[0] = 's';
+		kn = 1;
+	}
+	start = (MDB_val){ .mv_size = (size_t)kn, .mv_data = kb };
+	k = start;
+	if ((rc = txn_begin(st, false, &txn)))
+		return rc;
+	if ((rc = mdb_cursor_open(txn, st->db_rep, &cur))) {
+		mdb_txn_abort(txn);
+		return mdb_to_err(rc);
+	}
+	for (;; op = MDB_NEXT) {
+		struct suppression_entry e;
+
+		rc = mdb_cursor_get(cur, &k, &v, op);
+		if (rc) {
+			rc = rc == MDB_NOTFOUND ? 0 : mdb_to_err(rc);
+			break;
+		}
+		if (k.mv_size < 1 || ((const uint8_t *)k.mv_data)[0] != 's')
+			break;
+		if (op == MDB_SET_RANGE && after_addr && *after_addr && k.mv_size == start.mv_size &&
+		    memcmp(k.mv_data, start.mv_data, k.mv_size) == 0)
+			continue;
+		if ((rc = supp_decode(&k, &v, &e)) < 0)
+			break;
+		if (tenant && strcmp(e.tenant, tenant) != 0)
+			break;
+		if (got == limit) {
+			*more = true;
+			break;
+		}
+		out[got++] = e;
+	}
+	mdb_cursor_close(cur);
+	mdb_txn_abort(txn);
+	*n = got;
+	return rc < 0 ? rc : 0;
+}
+
+int store_tenant_number(struct store *st, const char *name, bool create, uint64_t *id)
+{
+	uint8_t kb[1 + STORE_NAME_MAX], ib[9], vb[8];
+	size_t len;
+	MDB_txn *txn;
+	MDB_val k, v;
+	int rc;
+
+	if (!st || !id || !valid_name(name))
+		return -EINVAL;
+	len = strlen(name);
+	kb[0] = 'n';
+	memcpy(kb + 1, name, len);
+	k = (MDB_val){ .mv_size = 1 + len, .mv_data = kb };
+	for (int pass = 0; pass < 2; pass++) {
+		if ((rc = txn_begin(st, pass == 1, &txn)))
+			return rc;
+		rc = mdb_get(txn, st->db_rep, &k, &v);
+		if (rc == 0) {
+			rc = v.mv_size == 8 ? 0 : -EBADMSG;
+			if (!rc)
+				*id = be64_get(v.mv_data);
+			mdb_txn_abort(txn);
+			return rc;
+		}
+		if (rc != MDB_NOTFOUND) {
+			mdb_txn_abort(txn);
+			return mdb_to_err(rc);
+		}
+		if (pass == 0) {
+			mdb_txn_abort(txn);
+			if (!create)
+				return SL_ENOTFOUND;
+			continue;
+		}
+		/* Numbers come from the configuration-set counter: unique
+		 * across both kinds, never reused. */
+		if ((rc = meta_next_id(st, txn, id)) < 0)
+			goto fail;
+		be64_put(vb, *id);
+		v = (MDB_val){ .mv_size = 8, .mv_data = vb };
+		if ((rc = mdb_to_err(mdb_put(txn, st->db_rep, &k, &v, 0))) < 0)
+			goto fail;
+		ib[0] = 'i';
+		be64_put(ib + 1, *id);
+		k = (MDB_val){ .mv_size = 9, .mv_data = ib };
+		v = (MDB_val){ .mv_size = len, .mv_data = (void *)name };
+		if ((rc = mdb_to_err(mdb_put(txn, st->db_rep, &k, &v, 0))) < 0)
+			goto fail;
+		return txn_commit(txn);
+	}
+	return -EINVAL;
+fail:
+	mdb_txn_abort(txn);
+	return rc;
+}
+
+int store_tenant_by_number(struct store *st, uint64_t id, char name[STORE_NAME_MAX + 1])
+{
+	uint8_t ib[9];
+	MDB_txn *txn;
+	MDB_val k, v;
+	int rc;
+
+	if (!st || !name)
+		return -EINVAL;
+	ib[0] = 'i';
+	be64_put(ib + 1, id);
+	k = (MDB_val){ .mv_size = 9, .mv_data = ib };
+	if ((rc = txn_begin(st, false, &txn)))
+		return rc;
+	rc = mdb_get(txn, st->db_rep, &k, &v);
+	if (rc == 0 && (v.mv_size == 0 || v.mv_size > STORE_NAME_MAX))
+		rc = -EBADMSG;
+	else if (rc == 0) {
+		memcpy(name, v.mv_data, v.mv_size);
+		name[v.mv_size] = 0;
+	} else
+		rc = rc == MDB_NOTFOUND ? SL_ENOTFOUND : mdb_to_err(rc);
+	mdb_txn_abort(txn);
+	return rc;
 }

@@ -45,6 +45,7 @@
 #include <stdint.h>
 
 #include "buf.h"
+#include "suppression.h"
 #include "tenant.h"
 
 /* On-disk format version kept in "meta"; others are refused. */
@@ -230,6 +231,38 @@ int store_audit_list(struct store *st, uint64_t after, const char *target, struc
  * to b; details is a JSON string holding the stored text. */
 int store_audit_json(const struct store_audit *e, struct sl_buf *b);
 
+/* --- suppressions and tenant numbers (reputation) ------------------------ */
+
+/* Database "reputation": 's' suppression_key() (tenant NUL address) ->
+ * u8 version, u8 reason, u64 added_ms; 'n' tenant -> u64 number and 'i'
+ * u64 number -> tenant (VERP return paths name tenants by number). */
+
+/* Suppress addr for tenant (NULL/"" = the global list). 0 added, 1 it
+ * already was (unchanged: the first reason and time stay). added_ms 0 =
+ * now. Audited as "suppression.add" only when actor is non-NULL (automatic
+ * additions from bounces are events, not audit entries). */
+int store_suppression_add(struct store *st, const char *tenant, const char *addr,
+			  enum suppression_reason reason, uint64_t added_ms, const char *actor);
+/* 0 removed, SL_ENOTFOUND; audited when actor is non-NULL. */
+int store_suppression_remove(struct store *st, const char *tenant, const char *addr,
+			     const char *actor);
+/* 1 (with *out, may be NULL) if addr is suppressed for tenant by the global
+ * list or tenant's own, global first; 0 if not; -EINVAL bad address. */
+int store_suppression_check(struct store *st, const char *tenant, const char *addr,
+			    struct suppression_entry *out);
+/* Up to limit entries in key order (global list first), only tenant's
+ * when tenant is non-NULL ("" = the global list), after the entry
+ * (after_tenant, after_addr) (NULL/"" = from the first); *n, *more as for
+ * store_tenant_list. */
+int store_suppression_list(struct store *st, const char *tenant, const char *after_tenant,
+			   const char *after_addr, struct suppression_entry *out, size_t limit,
+			   size_t *n, bool *more);
+/* tenant name's number (from the configuration-set id counter, never
+ * reused); create: assign one when it has none. SL_ENOTFOUND otherwise. */
+int store_tenant_number(struct store *st, const char *name, bool create, uint64_t *id);
+/* The tenant numbered id. SL_ENOTFOUND if none. */
+int store_tenant_by_number(struct store *st, uint64_t id, char name[STORE_NAME_MAX + 1]);
+
 /* --- record codecs (exposed for tests and fuzzing) ----------------------- */
 
 /* Decode a stored record of n bytes. 0, -EBADMSG malformed, SL_EVERSION
@@ -254,5 +287,24 @@ int store_tenant_encode(const struct store_tenant *t, struct sl_buf *buf);
 int store_audit_encode(const struct store_audit *e, struct sl_buf *buf);
 int store_cfgset_encode(const struct store_cfgset *c, struct sl_buf *buf);
 int store_credential_encode(const struct store_credential *c, struct sl_buf *buf);
+
+/* === sending authentication (domains.c, verification.c) ================== */
+/* The "sendauth" database holds records whose keys and layouts belong to
+ * control/domains.c and control/verification.c; the store only keeps the
+ * bytes. Keys are 1..511 bytes. A write with audit non-NULL appends that
+ * entry in the same transaction (e->seq and e->time_ms assigned). */
+int store_sendauth_put(struct store *st, const void *key, size_t klen, const void *val,
+		       size_t vlen, struct store_audit *audit);
+/* SL_ENOTFOUND if key is absent. */
+int store_sendauth_del(struct store *st, const void *key, size_t klen, struct store_audit *audit);
+/* Copy key's value into out (reset first). SL_ENOTFOUND if absent. */
+int store_sendauth_get(struct store *st, const void *key, size_t klen, struct sl_buf *out);
+/* Call fn for every record whose key starts with prefix, in key order,
+ * inside one read transaction (fn must not write to the store); a non-zero
+ * return from fn stops the scan (a negative one is returned). */
+typedef int (*store_sendauth_fn)(void *arg, const void *key, size_t klen, const void *val,
+				 size_t vlen);
+int store_sendauth_scan(struct store *st, const void *prefix, size_t plen,
+			store_sendauth_fn fn, void *arg);
 
 #endif

@@ -9,6 +9,7 @@
 #include "queue.h"
 #include "quota.h"
 #include "tenant_view.h"
+#include "unsubscribe.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -25,6 +26,11 @@ struct accept {
 	uint64_t offload_ev;
 	uint64_t *c_signed, *c_sign_fail, *c_quota;
 	struct quota *quota;
+	uint8_t unsub_key[32]; /* sender_auth.unsubscribe_secret's key, when unsubscribe_url is set */
+	/* Keys of the control store's verified sending domains (sender_auth),
+	 * replaced by accept_set_domain_keys(); a message being signed holds a
+	 * reference, so a replaced signer lives until its last signature. */
+	struct domain_signer *dsigner;
 };
 
 bool accept_quota_over(struct accept *acc, const char *tenant, char *why, size_t whylen)
@@ -34,6 +40,36 @@ bool accept_quota_over(struct accept *acc, const char *tenant, char *why, size_t
 
 	return e && quota_over(acc->quota, tenant, e->quota_hour, e->quota_day, loop_wall_ms(), why,
 			       whylen);
+}
+
+struct domain_signer {
+	struct dkim_signer *s;
+	unsigned refs; /* loop thread only */
+};
+
+static void dsigner_unref(struct domain_signer *d)
+{
+	if (d && --d->refs == 0) {
+		dkim_signer_destroy(d->s);
+		free(d);
+	}
+}
+
+int accept_set_domain_keys(struct accept *acc, struct dkim_signer *s)
+{
+	struct domain_signer *d = NULL;
+
+	if (s && !(d = calloc(1, sizeof *d))) {
+		dkim_signer_destroy(s);
+		return -ENOMEM;
+	}
+	if (d) {
+		d->s = s;
+		d->refs = 1;
+	}
+	dsigner_unref(acc->dsigner);
+	acc->dsigner = d;
+	return 0;
 }
 
 const char *accept_stream_name(int stream)
@@ -93,8 +129,8 @@ static void sign_run(struct offload_job *j)
 	struct accept_msg *am = (struct accept_msg *)((char *)j - offsetof(struct accept_msg, sign_job));
 
 	sl_buf_reset(&am->sig);
-	am->sign_rc = dkim_signer_sign(am->acc->signer, am->from_domain, am->out.data, am->out.len,
-				       &am->sig);
+	am->sign_rc = dkim_signer_sign(am->dsigner ? am->dsigner->s : am->acc->signer,
+				       am->from_domain, am->out.data, am->out.len, &am->sig);
 }
 
 static void sign_done(struct offload_job *j)
@@ -102,6 +138,9 @@ static void sign_done(struct offload_job *j)
 	struct accept_msg *am = (struct accept_msg *)((char *)j - offsetof(struct accept_msg, sign_job));
 	struct accept *acc = am->acc;
 	int rc = acc->destroying ? -ECANCELED : am->sign_rc;
+
+	dsigner_unref(am->dsigner);
+	am->dsigner = NULL;
 
 	if (rc >= 0) {
 		(*acc->c_signed)++;
@@ -130,11 +169,18 @@ static bool accept_sign(struct accept_msg *am)
 	struct accept *acc = am->acc;
 	char from[512];
 
+	am->dsigner = NULL;
 	if (!acc->signer ||
 	    !message_header_get(am->out.data, am->out.len, "From", from, sizeof from) ||
-	    !message_from_domain(from, am->from_domain, sizeof am->from_domain) ||
-	    dkim_signer_nkeys(acc->signer, am->from_domain) <= 0)
+	    !message_from_domain(from, am->from_domain, sizeof am->from_domain))
 		return false;
+	/* the configuration's keys first, then a verified domain's */
+	if (dkim_signer_nkeys(acc->signer, am->from_domain) <= 0) {
+		if (!acc->dsigner || dkim_signer_nkeys(acc->dsigner->s, am->from_domain) <= 0)
+			return false;
+		am->dsigner = acc->dsigner;
+		am->dsigner->refs++;
+	}
 	am->sign_job = (struct offload_job){ .run = sign_run, .done = sign_done };
 	offload_submit(acc->offload, &am->sign_job);
 	return true;
@@ -185,6 +231,14 @@ int accept_submit(struct accept *acc, struct accept_msg *am)
 			 cfg->hostname);
 		rc = sl_buf_appendf(&am->out, "Message-ID: %s\r\n", am->message_id);
 	}
+	/* One-click unsubscribe (RFC 8058) on marketing mail to one recipient
+	 * (the link names it) that has no List-Unsubscribe of its own; added
+	 * before signing, so DKIM covers it. */
+	if (!rc && st == SL_STREAM_MARKETING && am->n_rcpts == 1 &&
+	    cfg->sender_auth.unsubscribe_url &&
+	    !message_header_get(am->body, am->body_len, "List-Unsubscribe", stream, sizeof stream))
+		rc = unsubscribe_headers(acc->unsub_key, cfg->sender_auth.unsubscribe_url, t->name,
+					 am->rcpts[0], &am->out);
 	if (!rc)
 		rc = message_append_without(&am->out, am->body, am->body_len, "X-Sluice-Stream");
 	if (!rc && !(am->spool_rcpts = calloc(am->n_rcpts, sizeof *am->spool_rcpts)))
@@ -245,7 +299,7 @@ static int accept_dkim_setup(struct accept *acc, char *err, size_t errlen)
 	const struct sl_config *cfg = acc->env.cfg;
 	int rc;
 
-	if (!cfg->n_dkim)
+	if (!cfg->n_dkim && !cfg->sender_auth.enabled)
 		return 0;
 	acc->signer = dkim_signer_create();
 	if (!acc->signer)
@@ -279,6 +333,8 @@ int accept_create(const struct accept_env *env, struct accept **out, char *err, 
 	if (!acc)
 		return -ENOMEM;
 	acc->env = *env;
+	if (env->cfg->sender_auth.unsubscribe_url)
+		unsubscribe_key(env->cfg->sender_auth.unsubscribe_secret, acc->unsub_key);
 	acc->c_signed = metrics_counter(env->metrics, "sluice_dkim_signed_total",
 					"Messages DKIM-signed at acceptance", "");
 	acc->c_sign_fail = metrics_counter(env->metrics, "sluice_dkim_failures_total",
@@ -307,5 +363,6 @@ void accept_destroy(struct accept *acc)
 	if (acc->signer)
 		dkim_signer_destroy(acc->signer);
 	quota_destroy(acc->quota);
+	dsigner_unref(acc->dsigner); /* signatures under way were cancelled above */
 	free(acc);
 }

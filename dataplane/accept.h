@@ -46,6 +46,7 @@
 #include "spool_waiter.h"
 
 struct accept;
+struct domain_signer;
 struct loop;
 struct queue;
 struct metrics;
@@ -95,6 +96,7 @@ struct accept_msg {
 	struct spool_rcpt *spool_rcpts;
 	struct sl_buf out, sig;
 	struct offload_job sign_job;
+	struct domain_signer *dsigner; /* the verified-domain keys signing it, or NULL */
 	char from_domain[256];
 	int sign_rc;
 };
@@ -113,6 +115,12 @@ void accept_destroy(struct accept *acc);
 int accept_submit(struct accept *acc, struct accept_msg *am);
 /* Is tenant over its quota now? why gets the reason when it is. */
 bool accept_quota_over(struct accept *acc, const char *tenant, char *why, size_t whylen);
+
+/* Replace the keys of the control store's verified sending domains
+ * (sender_auth) with those of s (taken, also on error; NULL = none). Used
+ * for a From domain the configuration has no key for. Loop thread. */
+struct dkim_signer;
+int accept_set_domain_keys(struct accept *acc, struct dkim_signer *s);
 
 /* "transactional" / "marketing" */
 const char *accept_stream_name(int stream);

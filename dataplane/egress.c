@@ -4,11 +4,13 @@
 #include "err.h"
 #include "metrics.h"
 #include "providers.h"
+#include "reputation.h"
 #include "session_io.h"
 #include "shaping.h"
 #include "smtp_client.h"
 #include "smtp_reply.h"
 #include "tls.h"
+#include "verp.h"
 #include "warmup_gate.h"
 
 #include <arpa/inet.h>
@@ -41,6 +43,9 @@ struct site_ip {
 	struct out_session *idle;    /* this IP's sessions waiting for work */
 	struct shaping_values shape; /* (IP, pool, provider, site[, domain]) */
 	struct rate_limiter conn_rate, msg_rate;
+	/* Response-rule throttle: the factor and base rate last applied. */
+	double rep_factor;
+	struct shaping_rate rep_base;
 };
 
 /*
@@ -119,6 +124,9 @@ struct out_session {
 	struct transport *t;             /* the pool's transport */
 	struct sockaddr_storage src;
 	socklen_t src_len;
+	uint8_t *refused;        /* per recipient of d: refused at RCPT (reputation) */
+	bool answered_rcpts;     /* refused[] describes the current delivery */
+	uint32_t refused_cap;
 };
 
 struct egress {
@@ -141,6 +149,7 @@ struct egress {
 	struct shaping_rules *shaping;
 	struct provider_table *providers; /* NULL: no provider rules */
 	struct warmup_gate *gate;         /* NULL: no warm-up */
+	struct reputation *rep;           /* NULL: no VERP, no response rules */
 	uint64_t *c_sessions, *c_connect_fail, *c_tls;
 	int64_t *g_sessions;
 };
@@ -724,6 +733,7 @@ static void session_destroy(struct out_session *s)
 	if (s->cl)
 		smtp_client_destroy(s->cl);
 	sl_buf_free(&s->body);
+	free(s->refused);
 	if (s->connected) {
 		se->n_conns--;
 		se->ip[s->ip_idx].n_conns--;
@@ -762,6 +772,127 @@ static void session_timeout(struct loop_timer *t)
 	session_drive(s);
 }
 
+/* --- reputation: VERP return paths, outcomes, response rules ------------ */
+
+/* The envelope sender for s's delivery: its VERP return path when
+ * bounces are configured, else the message's own. */
+static const char *rep_mail_from(struct out_session *s, const struct spool_msg *m, char *buf,
+				 size_t len)
+{
+	s->answered_rcpts = false;
+	if (!s->eg->rep || s->d->n_rcpts == 0 ||
+	    reputation_return_path(s->eg->rep, m, s->d->rcpt_idx[0], buf, len) <= 0)
+		return m->mail_from;
+	return buf;
+}
+
+/* Recipient i of s's delivery was refused at RCPT with r. */
+static void rep_rcpt_refused(struct out_session *s, unsigned i, const struct smtp_reply *r)
+{
+	const struct spool_msg *m;
+
+	if (!s->eg->rep || i >= s->d->n_rcpts)
+		return;
+	m = delivery_msg(s->d);
+	reputation_reply(s->eg->rep, m, r, s->src_ip, s->se->provider);
+	reputation_outcome(s->eg->rep, m, m->rcpts[s->d->rcpt_idx[i]].addr, r);
+	if (s->refused_cap < s->d->n_rcpts) {
+		uint8_t *p = realloc(s->refused, s->d->n_rcpts);
+
+		if (!p)
+			return;
+		s->refused = p;
+		s->refused_cap = s->d->n_rcpts;
+	}
+	if (!s->answered_rcpts) {
+		memset(s->refused, 0, s->d->n_rcpts);
+		s->answered_rcpts = true;
+	}
+	s->refused[i] = 1;
+}
+
+/* The transaction's final reply (or the session's failure) r: every
+ * recipient not refused at RCPT gets it; a reply without a delivery is
+ * the receiver's word on the session (response rules only). */
+static void rep_message_done(struct out_session *s, const struct smtp_reply *r)
+{
+	const struct spool_msg *m;
+
+	if (!s->eg->rep)
+		return;
+	if (!s->d) {
+		static const struct spool_msg none = { .tenant = "", .mail_from = "" };
+
+		if (r->code >= 400)
+			reputation_reply(s->eg->rep, &none, r, s->src_ip, s->se->provider);
+		return;
+	}
+	m = delivery_msg(s->d);
+	reputation_reply(s->eg->rep, m, r, s->src_ip, s->se->provider);
+	for (uint32_t i = 0; i < s->d->n_rcpts; i++)
+		if (!s->answered_rcpts || i >= s->refused_cap || !s->refused[i])
+			reputation_outcome(s->eg->rep, m, m->rcpts[s->d->rcpt_idx[i]].addr, r);
+	s->answered_rcpts = false;
+}
+
+/* May s's source IP still send to its provider (a response rule may have
+ * suspended it since the session opened)? */
+static bool rep_session_may_send(struct out_session *s)
+{
+	return reputation_may_send(s->eg->rep, s->se->provider, s->src_ip, NULL, NULL);
+}
+
+/* A response rule suspended m's tenant towards this provider (scope
+ * tenant): its delivery is deferred locally (retried on its schedule,
+ * never bounced for this) and s takes the next one. */
+static bool rep_tenant_suspended(struct out_session *s, const struct spool_msg *m)
+{
+	struct smtp_reply r;
+
+	if (reputation_may_send(s->eg->rep, s->se->provider, s->src_ip, m->tenant, NULL))
+		return false;
+	r = local_reply(451, "4.7.0", "tenant %s suspended towards %s by a receiver response rule",
+			m->tenant, s->se->provider[0] ? s->se->provider : "this destination");
+	session_reply_all(s, &r);
+	return true;
+}
+
+/* The message rate of (source IP i, site) times the response rules' factor
+ * for (source_ip, provider); a rate without a limit stays unlimited. */
+static void rep_throttle(struct site *se, size_t i, const char *source_ip)
+{
+	struct site_ip *sp = &se->ip[i];
+	double f = reputation_rate_factor(se->eg->rep, se->provider, source_ip);
+	struct shaping_rate rt = sp->shape.message_rate;
+
+	if (f == sp->rep_factor && rt.count == sp->rep_base.count && rt.per_ms == sp->rep_base.per_ms)
+		return;
+	sp->rep_factor = f;
+	sp->rep_base = rt;
+	if (rt.count && f > 0 && f < 1)
+		rt.per_ms = (uint64_t)((double)rt.per_ms / f);
+	rate_update(&sp->msg_rate, &rt, 0, loop_now_ms(se->eg->loop));
+}
+
+/* Has a response rule suspended source IP i of se's pool towards se's
+ * provider? Then *at (loop ms) is lowered to when the suspension ends. */
+static bool rep_ip_suspended(struct site *se, size_t i, uint64_t now, uint64_t *at)
+{
+	const struct sl_pool_cfg *pool = &se->eg->cfg->pools[se->pool_idx];
+	uint64_t until, wall = loop_wall_ms();
+	char ip[INET6_ADDRSTRLEN];
+
+	if (!se->eg->rep || i >= pool->n_ips)
+		return false;
+	addr_text(&pool->ips[i].addr, ip, sizeof ip);
+	if (reputation_may_send(se->eg->rep, se->provider, ip, NULL, &until))
+		return false;
+	until = now + (until > wall ? until - wall : 1);
+	if (until < *at)
+		*at = until;
+	return true;
+}
+
 static int session_connect(struct out_session *s)
 {
 	struct dq_egress *de = s->de;
@@ -778,8 +909,9 @@ static int session_connect(struct out_session *s)
 }
 
 /* May source IP i open a session to the site now? No when it is at its
- * max_connections (a session's end kicks the site) or its connection or
- * message rate has no token (then *at = min(*at, when one comes)). */
+ * max_connections (a session's end kicks the site), a response rule
+ * suspended it towards the site's provider, or its connection or message
+ * rate has no token (then *at = min(*at, when the wait ends)). */
 static bool site_ip_can_open(struct site *se, size_t i, uint64_t now, uint64_t *at)
 {
 	struct site_ip *sp = &se->ip[i];
@@ -787,6 +919,8 @@ static bool site_ip_can_open(struct site *se, size_t i, uint64_t now, uint64_t *
 	uint64_t t;
 
 	if (max && sp->n_conns + sp->n_connecting >= max)
+		return false;
+	if (rep_ip_suspended(se, i, now, at))
 		return false;
 	if (!rate_available(&sp->conn_rate, now)) {
 		t = rate_next_ms(&sp->conn_rate, now);
@@ -923,6 +1057,7 @@ static bool session_take_work(struct out_session *s)
 	const struct spool_msg *m;
 	struct smtp_client_msg cm;
 	const char **rcpts;
+	char verp[VERP_ADDR_MAX];
 	int rc;
 
 	if (sp->shape.max_messages_per_connection &&
@@ -934,6 +1069,12 @@ static bool session_take_work(struct out_session *s)
 		session_park(s);
 		return false;
 	}
+	if (eg->rep && !rep_session_may_send(s)) {
+		smtp_client_quit(s->cl);
+		return false;
+	}
+	if (eg->rep)
+		rep_throttle(se, s->ip_idx, s->src_ip);
 	if (!rate_allow(&sp->msg_rate, loop_now_ms(eg->loop), 1)) {
 		rate_wait(se, &sp->msg_rate);
 		session_park(s);
@@ -951,6 +1092,8 @@ static bool session_take_work(struct out_session *s)
 	site_rotate(se);
 	s->answered = false;
 	m = delivery_msg(s->d);
+	if (eg->rep && rep_tenant_suspended(s, m))
+		return session_take_work(s);
 	sl_buf_reset(&s->body);
 	rc = delivery_read_body(eg->q, s->d, &s->body);
 	rcpts = calloc(s->d->n_rcpts, sizeof *rcpts);
@@ -964,7 +1107,7 @@ static bool session_take_work(struct out_session *s)
 	for (uint32_t i = 0; i < s->d->n_rcpts; i++)
 		rcpts[i] = m->rcpts[s->d->rcpt_idx[i]].addr;
 	cm = (struct smtp_client_msg){
-		.mail_from = m->mail_from,
+		.mail_from = rep_mail_from(s, m, verp, sizeof verp),
 		.rcpts = rcpts,
 		.n_rcpts = s->d->n_rcpts,
 		.body = s->body.data,
@@ -1014,15 +1157,19 @@ static void session_drive(struct out_session *s)
 		case SMTP_CLIENT_EV_RCPT:
 			if (s->d) {
 				s->answered = true;
+				rep_rcpt_refused(s, ev.rcpt, ev.reply);
 				o = de_outcome(s->dde, ev.reply, s->src_ip, s->site);
 				delivery_rcpt_result(eg->q, s->d, ev.rcpt, &o);
 			}
 			break;
 		case SMTP_CLIENT_EV_MESSAGE_DONE:
 			s->n_msgs++;
+			rep_message_done(s, ev.reply);
 			session_reply_all(s, ev.reply);
 			break;
 		case SMTP_CLIENT_EV_FAILED:
+			if (!ev.local)
+				rep_message_done(s, ev.reply);
 			if (s->d && ev.local) {
 				session_lost(s, ev.reply);
 			} else if (s->d) {
@@ -1374,6 +1521,11 @@ void egress_set_warmup(struct egress *e, struct warmup_gate *gate)
 		site_shape(se);
 	}
 	egress_kick_all(e);
+}
+
+void egress_set_reputation(struct egress *e, struct reputation *r)
+{
+	e->rep = r;
 }
 
 void egress_kick_all(struct egress *e)

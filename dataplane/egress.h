@@ -80,6 +80,13 @@ struct warmup_gate;
 void egress_set_warmup(struct egress *e, struct warmup_gate *gate);
 /* Kick every domain queue with ready work (e.g. after a warm-up resume). */
 void egress_kick_all(struct egress *e);
+/* Reputation (dataplane/reputation.h; NULL = off): VERP return paths as
+ * MAIL FROM, every reply fed to its outcomes and response rules, and no
+ * new sessions (or messages) from a source IP a response rule suspended
+ * towards the destination's provider — the mail waits, nothing bounces.
+ * Borrowed; must outlive the egress. */
+struct reputation;
+void egress_set_reputation(struct egress *e, struct reputation *r);
 
 /* Close every session (QUIT where possible); in-flight deliveries are
  * given back to the queue. */

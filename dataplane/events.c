@@ -31,6 +31,9 @@ static const char *const kind_json[] = {
 	[EVENT_DEFERRED] = "\"deferred\"",   [EVENT_BOUNCED] = "\"bounced\"",
 	[EVENT_EXPIRED] = "\"expired\"",     [EVENT_DSN_SENT] = "\"dsn_sent\"",
 	[EVENT_PURGED] = "\"purged\"",       [EVENT_QUEUE_STUCK] = "\"queue_stuck\"",
+	[EVENT_SUPPRESSED] = "\"suppressed\"", [EVENT_ASYNC_BOUNCE] = "\"async_bounce\"",
+	[EVENT_COMPLAINT] = "\"complaint\"",   [EVENT_POLICY] = "\"policy\"",
+	[EVENT_RESPONSE_RULE] = "\"response_rule\"",
 };
 
 static void put2(char *p, unsigned v)

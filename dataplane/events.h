@@ -47,6 +47,12 @@ enum event_kind {
 	 * in a row; tenant/domain/stream name the queue, response the last
 	 * reply, queued_ms the oldest message's age. No rcpt. */
 	EVENT_QUEUE_STUCK,
+	/* Reputation (dataplane/reputation.h); "response" carries the why. */
+	EVENT_SUPPRESSED,     /* "suppressed": a recipient refused at injection */
+	EVENT_ASYNC_BOUNCE,   /* "async_bounce": a DSN to a VERP return path */
+	EVENT_COMPLAINT,      /* "complaint": an ARF report (rcpt: the complainer) */
+	EVENT_POLICY,         /* "policy": a threshold decision (response: the audit text) */
+	EVENT_RESPONSE_RULE,  /* "response_rule": a receiver response rule fired */
 };
 
 struct event_outcome {

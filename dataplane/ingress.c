@@ -9,6 +9,7 @@
 #include "session_io.h"
 #include "smtp_server.h"
 #include "store.h"
+#include "reputation.h"
 #include "tenant_view.h"
 #include "tls.h"
 
@@ -40,6 +41,8 @@ struct in_session {
 	bool dead;                          /* conn gone; free when accepting ends */
 	bool closing;
 	struct accept_msg am;               /* the message being accepted */
+	struct reputation_inbound rin;      /* inbound listeners: the message being processed */
+	struct sockaddr_storage peer_addr;
 	char received_from[600];
 	char received_with[8];
 	char received_comment[200];
@@ -182,12 +185,96 @@ static void session_policy(struct in_session *s)
 	}
 }
 
+/* MAIL on a submission listener: refuse a sending domain that is not
+ * verified for the tenant (sender_auth; tenant_view_sender_check). */
+static int mail_check_domain(void *ctx, const char *tenant, const char *from, char *reply,
+			     size_t len)
+{
+	struct in_session *s = ctx;
+	const struct sl_tenant_cfg *t = session_tenant(s);
+
+	(void)tenant;
+	if (!t || !s->in->env.tenants)
+		return 0;
+	return tenant_view_sender_check(*s->in->env.tenants, s->in->env.cfg, t->name, from, reply,
+					len);
+}
+
+/* --- reputation: suppressed recipients, the inbound listener ------------- */
+
+/* RCPT on a submission listener: refuse recipients the tenant's (or the
+ * global) suppression list holds. */
+static int rcpt_check_suppressed(void *ctx, const char *tenant, const char *rcpt, char *reply,
+				 size_t len)
+{
+	struct in_session *s = ctx;
+	const struct sl_tenant_cfg *t = session_tenant(s);
+	const char *why = "suppressed";
+
+	(void)tenant;
+	if (!t || reputation_suppressed(s->in->env.rep, t->name, rcpt, &why) != 1)
+		return 0;
+	reputation_refused(s->in->env.rep, t->name, rcpt, why);
+	snprintf(reply, len, "5.7.1 recipient suppressed (%s)", why);
+	return 550;
+}
+
+/* RCPT on an inbound listener: only the appliance's own domains. */
+static int rcpt_check_inbound(void *ctx, const char *tenant, const char *rcpt, char *reply,
+			      size_t len)
+{
+	struct in_session *s = ctx;
+
+	(void)tenant;
+	if (s->in->env.rep && reputation_inbound_accepts(s->in->env.rep, rcpt))
+		return 0;
+	snprintf(reply, len, "5.7.1 relay access denied");
+	return 550;
+}
+
+static void on_inbound_done(struct reputation_inbound *rin, int code, const char *enhanced,
+			    const char *text)
+{
+	struct in_session *s = (struct in_session *)((char *)rin - offsetof(struct in_session, rin));
+
+	s->committing = false;
+	if (s->dead) {
+		session_free(s);
+		return;
+	}
+	if (s->in->destroying)
+		return;
+	smtp_server_message_result(s->srv, code, enhanced, text);
+	session_drive(s);
+}
+
+/* Bounces, complaints and verifications: processed, never spooled; the
+ * reply waits until the processing (and its store writes) finished. */
+static int session_inbound_message(struct in_session *s, const struct smtp_server_message *m)
+{
+	int rc;
+
+	if (!s->in->env.rep)
+		return smtp_server_message_result(s->srv, 550, "5.7.1", "relay access denied");
+	s->rin = (struct reputation_inbound){ .helo = m->helo, .mail_from = m->mail_from,
+					      .rcpts = m->rcpts, .n_rcpts = m->n_rcpts,
+					      .body = m->body, .body_len = m->body_len,
+					      .client = s->peer_addr, .done = on_inbound_done };
+	s->committing = true;
+	rc = reputation_inbound_submit(s->in->env.rep, &s->rin);
+	if (rc < 0)
+		s->committing = false;
+	return rc;
+}
+
 static int session_accept_message(struct in_session *s, const struct smtp_server_message *m)
 {
 	const struct sl_tenant_cfg *t = session_tenant(s);
 	const struct tenant_refusal *r = session_refusal(s);
 	int rc;
 
+	if (s->ls->cfg->inbound)
+		return session_inbound_message(s, m);
 	if (!t)
 		return SL_EAUTH;
 	if (r) /* the state changed during the transaction */
@@ -373,11 +460,11 @@ static void on_accept(void *ctx, struct conn *c, const struct sockaddr *peer, so
 		.max_rcpts = cfg->limits.max_recipients,
 		.max_errors = cfg->limits.max_errors,
 		.tls_available = ls->tls != NULL,
-		.auth_available = ls->tls != NULL && (cfg->n_tenants > 0 || in->env.store),
+		.auth_available = ls->tls != NULL && (cfg->n_tenants > 0 || in->env.store) &&
+				  !ls->cfg->inbound,
 	};
 	struct in_session *s;
 
-	(void)plen;
 	if (in->shutting_down || in->n_sessions >= cfg->limits.max_clients) {
 		static const char busy[] = "421 4.3.2 Too many connections, try again later\r\n";
 
@@ -402,7 +489,18 @@ static void on_accept(void *ctx, struct conn *c, const struct sockaddr *peer, so
 	else
 		inet_ntop(AF_INET, &((const struct sockaddr_in *)peer)->sin_addr, s->peer,
 			  sizeof s->peer);
-	smtp_server_set_relay_allowed(s->srv, peer_may_relay(ls->cfg, peer));
+	if (plen <= sizeof s->peer_addr)
+		memcpy(&s->peer_addr, peer, plen);
+	if (ls->cfg->inbound) {
+		smtp_server_set_relay_allowed(s->srv, true);
+		smtp_server_set_rcpt_check(s->srv, rcpt_check_inbound, s);
+	} else {
+		smtp_server_set_relay_allowed(s->srv, peer_may_relay(ls->cfg, peer));
+		if (in->env.cfg->sender_auth.enabled)
+			smtp_server_set_mail_check(s->srv, mail_check_domain, s);
+		if (in->env.rep)
+			smtp_server_set_rcpt_check(s->srv, rcpt_check_suppressed, s);
+	}
 	s->next = in->sessions;
 	if (s->next)
 		s->next->prev = s;

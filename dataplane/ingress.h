@@ -30,6 +30,7 @@ struct metrics;
 struct events;
 struct store;
 struct tenant_view;
+struct reputation;
 
 struct ingress_env {
 	struct loop *loop;
@@ -44,6 +45,10 @@ struct ingress_env {
 	/* The loop thread's current tenant view (NULL: none): MAIL FROM of a
 	 * tenant that may not inject gets tenant_refusal's reply. */
 	struct tenant_view *const *tenants;
+	/* Reputation (NULL: none): RCPT refuses suppressed recipients, and
+	 * listeners[].inbound take the appliance's own mail (bounces,
+	 * complaints, verifications) through it instead of the spool. */
+	struct reputation *rep;
 };
 
 /* Open every configured listener. Errors name the failing listener in

@@ -33,7 +33,11 @@
 #include "mailbox.h"
 #include "metrics.h"
 #include "queue.h"
+#include "reputation.h"
 #include "resolver.h"
+#include "sendauth.h"
+#include "accept.h"
+#include "dkim.h"
 #include "spool.h"
 #include "spool_waiter.h"
 #include "supervisor.h"
@@ -101,6 +105,8 @@ struct daemon {
 	struct api_dataplane dp;
 	struct tenant_view *tview;   /* loop thread only */
 	pthread_mutex_t tview_mu;    /* API threads: one view load + post at a time */
+	struct reputation *rep;      /* bounces: section (NULL: none) */
+	struct sendauth *sendauth;   /* sender_auth: section (NULL: none) */
 };
 
 /* --- spool completions and DNS readiness -------------------------------- */
@@ -476,6 +482,8 @@ struct view_msg {
 	struct mailbox_msg msg;
 	struct daemon *d;
 	struct tenant_view *v;
+	bool set_keys;            /* sender_auth: replace the verified domains' keys */
+	struct dkim_signer *keys;
 };
 
 /* Loop thread: adopt the new view; held mail of resumed tenants goes. */
@@ -486,6 +494,8 @@ static void view_swap(struct mailbox_msg *m)
 
 	tenant_view_free(d->tview);
 	d->tview = vm->v;
+	if (vm->set_keys && d->ingress)
+		accept_set_domain_keys(ingress_accept(d->ingress), vm->keys);
 	free(vm);
 	if (d->queue)
 		queue_tenants_changed(d->queue);
@@ -500,20 +510,63 @@ static void tenant_changed(void *arg, const char *tenant)
 	struct view_msg *vm = calloc(1, sizeof *vm);
 	int rc;
 
+	reputation_tenant_changed(d->rep, tenant);
 	if (!vm)
 		goto fail;
 	vm->msg.run = view_swap;
 	vm->d = d;
 	pthread_mutex_lock(&d->tview_mu);
 	rc = tenant_view_load(d->store, &vm->v);
-	if (rc == 0 && (rc = mailbox_post(d->mailbox, &vm->msg)) < 0)
+	if (rc == 0 && d->sendauth && sendauth_signer_load(d->store, &vm->keys) == 0)
+		vm->set_keys = true;
+	if (rc == 0 && (rc = mailbox_post(d->mailbox, &vm->msg)) < 0) {
 		tenant_view_free(vm->v);
+		dkim_signer_destroy(vm->keys);
+	}
 	pthread_mutex_unlock(&d->tview_mu);
 	if (rc == 0)
 		return;
 	free(vm);
 fail:
 	sl_warn("tenant %s changed but the data path could not be told", tenant);
+}
+
+/* Loop thread (reputation decisions): load a fresh view and adopt it. */
+static void tenant_changed_here(void *ctx, const char *tenant)
+{
+	struct daemon *d = ctx;
+	struct tenant_view *v;
+
+	pthread_mutex_lock(&d->tview_mu);
+	if (tenant_view_load(d->store, &v) == 0) {
+		tenant_view_free(d->tview);
+		d->tview = v;
+		if (d->queue)
+			queue_tenants_changed(d->queue);
+	} else {
+		sl_warn("tenant %s changed but the data path could not be told", tenant);
+	}
+	pthread_mutex_unlock(&d->tview_mu);
+}
+
+static int reputation_start(struct daemon *d)
+{
+	struct reputation_env env = { .loop = d->loop, .cfg = d->cfg, .store = d->store,
+				      .events = d->events, .metrics = d->metrics,
+				      .tenant_changed = tenant_changed_here, .ctx = d };
+	char err[512];
+	int rc;
+
+	if (!d->cfg->bounces.enabled || !d->store)
+		return 0;
+	rc = reputation_create(&env, &d->rep, err, sizeof err);
+	if (rc < 0) {
+		sl_err("bounces: %s", err[0] ? err : sl_strerror(rc));
+		return rc;
+	}
+	egress_set_reputation(d->egress, d->rep);
+	sl_info("bounces: VERP return paths @%s", d->cfg->bounces.return_path_domain);
+	return 0;
 }
 
 static int control_start(struct daemon *d)
@@ -548,7 +601,30 @@ static int api_begin(struct daemon *d)
 	int rc;
 
 	d->dp = (struct api_dataplane){ .accept = ingress_accept(d->ingress), .queue = d->queue,
-					.cfg = d->cfg, .daemon = d, .ips_json = ips_json };
+					.cfg = d->cfg, .daemon = d, .ips_json = ips_json,
+					.rep = d->rep };
+	if (d->cfg->sender_auth.enabled) {
+		char err[256];
+
+		/* domains re-checked in the background republish the view */
+		rc = sendauth_start(d->cfg, d->store, tenant_changed, &d->dp, &d->sendauth, err,
+				    sizeof err);
+		if (rc < 0) {
+			sl_err("sender_auth: %s", err[0] ? err : sl_strerror(rc));
+			return rc;
+		}
+		d->dp.domains = sendauth_domains_env(d->sendauth);
+		d->dp.verification = sendauth_verification(d->sendauth);
+		d->dp.tenants = &d->tview;
+		{
+			struct dkim_signer *keys;
+
+			if (sendauth_signer_load(d->store, &keys) == 0)
+				accept_set_domain_keys(ingress_accept(d->ingress), keys);
+		}
+		if (d->rep)
+			reputation_set_verification(d->rep, d->dp.verification);
+	}
 	ac = (struct api_config){ .address = ctl->api_address, .tls_cert = ctl->api_tls_cert,
 				  .tls_key = ctl->api_tls_key, .mailbox = d->mailbox,
 				  .daemon = &d->dp, .tenant_changed = tenant_changed };
@@ -571,6 +647,7 @@ static void idle_hook(void *arg)
 	if (d->td)
 		transport_dpdk_poll(d->td);
 	egress_tick(d->egress);
+	reputation_tick(d->rep);
 	supervisor_tick(&d->supervisor, loop_now_ms(d->loop));
 	warm_tick(d);
 	queue_stats(d->queue, &st);
@@ -682,6 +759,8 @@ static int daemon_start(struct daemon *d)
 	egress_set_queue(d->egress, d->queue);
 	if ((rc = warm_start(d)) < 0)
 		return rc;
+	if ((rc = reputation_start(d)) < 0)
+		return rc;
 	d->op_spool.cb = on_spool_event;
 	d->op_dns.cb = on_dns_event;
 	arm_spool_read(d);
@@ -697,7 +776,7 @@ static int daemon_start(struct daemon *d)
 	ienv = (struct ingress_env){ .loop = d->loop, .tu = d->tu, .spool = d->spool,
 				     .queue = d->queue, .metrics = d->metrics,
 				     .events = d->events, .cfg = cfg, .store = d->store,
-				     .tenants = d->store ? &d->tview : NULL };
+				     .tenants = d->store ? &d->tview : NULL, .rep = d->rep };
 	rc = ingress_create(&ienv, &d->ingress, err, sizeof err);
 	if (rc < 0) {
 		sl_err("%s", err[0] ? err : sl_strerror(rc));
@@ -736,6 +815,9 @@ static void daemon_stop(struct daemon *d)
 	}
 	if (d->egress)
 		egress_shutdown(d->egress);
+	/* Suppression writes under way land; inbound answers go out. */
+	for (int i = 0; i < 500 && reputation_inbound_pending(d->rep); i++)
+		loop_run_once(d->loop, 10);
 	if (d->wdb) {
 		warm_flush(d, true);
 		warmup_db_close(d->wdb);
@@ -750,6 +832,10 @@ static void daemon_stop(struct daemon *d)
 		spool_close(d->spool);
 		d->spool = NULL;
 	}
+	if (d->egress)
+		egress_set_reputation(d->egress, NULL);
+	reputation_destroy(d->rep); /* answers what is still pending: before its sessions go */
+	sendauth_stop(d->sendauth); /* after the API and the inbound listener: both use it */
 	ingress_destroy(d->ingress);
 	queue_destroy(d->queue);
 	egress_destroy(d->egress);

@@ -59,6 +59,10 @@ struct smtp_server {
 	char helo[256];
 	char *tenant;
 	char mail_refusal[256]; /* "550 5.7.1 ...\r\n" or "" */
+	smtp_server_rcpt_check_fn *rcpt_check; /* NULL: every valid RCPT is taken */
+	void *rcpt_check_ctx;
+	smtp_server_rcpt_check_fn *mail_check; /* NULL: every valid MAIL is taken */
+	void *mail_check_ctx;
 
 	/* transaction */
 	bool in_mail;
@@ -689,8 +693,45 @@ static void cmd_mail(struct smtp_server *s, const char *a, const char *end)
 	}
 	if (in_len == 0)
 		s->mail_from[0] = 0;
+	if (s->mail_check) {
+		char line[256] = "";
+		int code = s->mail_check(s->mail_check_ctx, s->tenant, s->mail_from, line,
+					 sizeof line);
+
+		if (code >= 400 && code <= 599) {
+			for (char *p = line; *p; p++)
+				if ((unsigned char)*p < 0x20)
+					*p = ' ';
+			transaction_reset(s);
+			if (sl_buf_appendf(&s->out, "%d %s\r\n", code,
+					   line[0] ? line : "5.7.1 Sender refused"))
+				s->err = -ENOMEM;
+			return;
+		}
+	}
 	s->in_mail = true;
 	REPLY(s, "250 2.1.0 Ok");
+}
+
+/* The caller's recipient check refused addr: its reply went out. Not an
+ * error for max_errors: a client cannot know a list's suppressions. */
+static bool rcpt_refused(struct smtp_server *s, const char *addr)
+{
+	char line[256];
+	int code;
+
+	if (!s->rcpt_check)
+		return false;
+	line[0] = 0;
+	code = s->rcpt_check(s->rcpt_check_ctx, s->tenant, addr, line, sizeof line);
+	if (code < 400 || code > 599)
+		return false;
+	for (char *p = line; *p; p++)
+		if ((unsigned char)*p < 0x20)
+			*p = ' ';
+	if (sl_buf_appendf(&s->out, "%d %s\r\n", code, line[0] ? line : "5.7.1 Recipient refused"))
+		s->err = -ENOMEM;
+	return true;
 }
 
 static void cmd_rcpt(struct smtp_server *s, const char *a, const char *end)
@@ -726,6 +767,8 @@ static void cmd_rcpt(struct smtp_server *s, const char *a, const char *end)
 		REPLY(s, "452 4.5.3 Error: too many recipients");
 		return;
 	}
+	if (rcpt_refused(s, addr))
+		return;
 	if (rcpt_add(s, addr)) {
 		REPLY(s, "452 4.3.1 Insufficient system storage");
 		return;
@@ -1133,6 +1176,18 @@ void smtp_server_greet(struct smtp_server *s)
 void smtp_server_set_relay_allowed(struct smtp_server *s, bool allowed)
 {
 	s->relay_allowed = allowed;
+}
+
+void smtp_server_set_mail_check(struct smtp_server *s, smtp_server_rcpt_check_fn *check, void *ctx)
+{
+	s->mail_check = check;
+	s->mail_check_ctx = ctx;
+}
+
+void smtp_server_set_rcpt_check(struct smtp_server *s, smtp_server_rcpt_check_fn *check, void *ctx)
+{
+	s->rcpt_check = check;
+	s->rcpt_check_ctx = ctx;
 }
 
 struct sl_buf *smtp_server_output(struct smtp_server *s)

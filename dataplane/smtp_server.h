@@ -141,6 +141,21 @@ void smtp_server_destroy(struct smtp_server *s);
 
 /* The peer may send without AUTH (it is in a relay network). Read at MAIL. */
 void smtp_server_set_relay_allowed(struct smtp_server *s, bool allowed);
+/* A synchronous recipient check (a decision over memory or a store read,
+ * never I/O that waits): called for each syntactically valid RCPT with
+ * the session's tenant (NULL when relayed by network) and the address.
+ * It returns 0 to take the recipient, or a code 400..599 with the rest of
+ * the reply line in reply ("5.7.1 recipient suppressed (hard_bounce)"),
+ * which is sent instead. NULL check: every valid RCPT is taken. */
+typedef int smtp_server_rcpt_check_fn(void *ctx, const char *tenant, const char *rcpt,
+				      char *reply, size_t replylen);
+void smtp_server_set_rcpt_check(struct smtp_server *s, smtp_server_rcpt_check_fn *check,
+				void *ctx);
+/* The same for the envelope sender: called for each accepted MAIL FROM
+ * (the address; "" for the null sender), e.g. to refuse a sending domain
+ * that is not verified ("550 5.7.1 sending domain ... is not verified"). */
+void smtp_server_set_mail_check(struct smtp_server *s, smtp_server_rcpt_check_fn *check,
+				void *ctx);
 /* Queue the "220 hostname ESMTP" banner; only the first call does it. */
 void smtp_server_greet(struct smtp_server *s);
 

@@ -1,15 +1,50 @@
 /* tenant_view.c — the data path's snapshot of the tenants; see tenant_view.h. */
 #include "tenant_view.h"
 
+#include "domains.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 struct tenant_view {
 	size_t n, cap;
 	struct tenant_view_entry *e; /* sorted by name (the store lists in order) */
+	/* verified sending domains (control/domains.h), sorted by (tenant, domain) */
+	struct view_domain {
+		char tenant[STORE_NAME_MAX + 1];
+		char domain[STORE_DOMAIN_MAX + 1];
+	} *dom;
+	size_t n_dom;
 };
+
+/* Copy the verified sending domains of st into v. */
+static int load_domains(struct store *st, struct tenant_view *v)
+{
+	struct domain *all;
+	size_t n, cap;
+	int rc;
+
+	if ((rc = domains_list(st, NULL, NULL, 0, &cap)) < 0 || cap == 0)
+		return rc;
+	if (!(all = calloc(cap, sizeof *all)) || !(v->dom = calloc(cap, sizeof *v->dom))) {
+		free(all);
+		return -ENOMEM;
+	}
+	if ((rc = domains_list(st, NULL, all, cap, &n)) >= 0) {
+		for (size_t i = 0; i < n && i < cap; i++) {
+			if (!all[i].verified_ms)
+				continue;
+			memcpy(v->dom[v->n_dom].tenant, all[i].tenant, sizeof v->dom->tenant);
+			memcpy(v->dom[v->n_dom].domain, all[i].domain, sizeof v->dom->domain);
+			v->n_dom++;
+		}
+	}
+	free(all);
+	return rc < 0 ? rc : 0;
+}
 
 int tenant_view_load(struct store *st, struct tenant_view **out)
 {
@@ -56,6 +91,8 @@ int tenant_view_load(struct store *st, struct tenant_view **out)
 		if (n)
 			memcpy(after, page[n - 1].name, sizeof after);
 	}
+	if ((rc = load_domains(st, v)) < 0)
+		goto fail;
 	*out = v;
 	return 0;
 fail:
@@ -67,6 +104,7 @@ void tenant_view_free(struct tenant_view *v)
 {
 	if (!v)
 		return;
+	free(v->dom);
 	free(v->e);
 	free(v);
 }
@@ -128,4 +166,47 @@ void tenant_view_cfg_fill(const struct tenant_view_entry *e, const struct sl_con
 		out->cfg.stream_pool[s] = out->pool[s];
 	}
 	out->cfg.pool = out->cfg.stream_pool[SL_STREAM_TRANSACTIONAL];
+}
+
+bool tenant_view_domain_verified(const struct tenant_view *v, const char *tenant,
+				 const char *domain)
+{
+	size_t lo = 0, hi = v ? v->n_dom : 0;
+
+	if (!tenant || !domain)
+		return false;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(tenant, v->dom[mid].tenant);
+
+		if (c == 0)
+			c = strcasecmp(domain, v->dom[mid].domain);
+		if (c == 0)
+			return true;
+		if (c < 0)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return false;
+}
+
+int tenant_view_sender_check(const struct tenant_view *v, const struct sl_config *cfg,
+			     const char *tenant, const char *mail_from, char *reply, size_t len)
+{
+	const char *at = mail_from ? strrchr(mail_from, '@') : NULL;
+
+	if (!cfg->sender_auth.enabled || cfg->sender_auth.enforce == SL_ENFORCE_NONE || !tenant)
+		return 0;
+	if (cfg->sender_auth.enforce == SL_ENFORCE_API_TENANTS && config_tenant_by_name(cfg, tenant))
+		return 0; /* declared in the YAML config: exempt */
+	if (!at || !at[1])
+		return 0; /* the null sender (DSNs) names no domain */
+	if (tenant_view_domain_verified(v, tenant, at + 1))
+		return 0;
+	snprintf(reply, len,
+		 "5.7.1 sending domain %.253s is not verified for tenant %.64s (sluicectl domain "
+		 "verify)",
+		 at + 1, tenant);
+	return 550;
 }

@@ -48,6 +48,18 @@ bool tenant_view_may_deliver(const struct tenant_view *v, const char *name);
 const struct tenant_refusal *tenant_view_inject_refusal(const struct tenant_view *v,
 							 const char *name);
 
+/* Sending domains (control/domains.h): is domain (any case) verified for
+ * tenant in v? The view holds the verified ones, loaded with the tenants. */
+bool tenant_view_domain_verified(const struct tenant_view *v, const char *tenant,
+				 const char *domain);
+/* May tenant send with envelope sender mail_from? 0, or 550 with the rest
+ * of the reply line ("5.7.1 sending domain D is not verified for tenant
+ * T ...") in reply. Per cfg->sender_auth: off or enforce none = always 0;
+ * enforce api_tenants exempts tenants declared in the YAML config; the
+ * null sender is not checked. */
+int tenant_view_sender_check(const struct tenant_view *v, const struct sl_config *cfg,
+			     const char *tenant, const char *mail_from, char *reply, size_t len);
+
 /* A tenant as the acceptance path takes it (struct sl_tenant_cfg) built
  * from a view entry, owning its strings, so it outlives view swaps. */
 struct tenant_view_cfg {

@@ -5,7 +5,7 @@
 set -e
 PKGS="build-essential pkg-config clang libclang-rt-14-dev liburing-dev liblmdb-dev
 lmdb-utils libssl-dev openssl libyaml-dev libunbound-dev libcmocka-dev libopendkim-dev
-libsystemd-dev libjansson-dev libmicrohttpd-dev libcurl4-openssl-dev libdpdk-dev dpdk
+libsystemd-dev libspf2-dev libjansson-dev libmicrohttpd-dev libcurl4-openssl-dev libdpdk-dev dpdk
 python3-pytest python3-dkim python3-yaml unbound iproute2 postfix $*"
 missing=""
 for p in $PKGS; do

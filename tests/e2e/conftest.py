@@ -191,7 +191,7 @@ class Sluiced:
 
     def __init__(self, workdir, tenants=None, routes=None, tls=None, relay=("127.0.0.0/8",),
                  extra="", delivery=None, limits=None, dns=True, pools=None,
-                 relay_tenant_pools=None, api=False):
+                 relay_tenant_pools=None, api=False, inbound=None):
         self.dir = Path(workdir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.spool = self.dir / "spool"
@@ -212,6 +212,8 @@ class Sluiced:
         if relay:
             lines += ["    relay_networks: [" + ", ".join(relay) + "]",
                       "    relay_tenant: local"]
+        if inbound:  # "HOST:PORT" of a listeners[].inbound (needs a bounces: section)
+            lines += ["  - name: inbound", f"    address: {inbound}", "    inbound: true"]
         lines += ["tenants:", "  - name: local"]
         for k, v in (relay_tenant_pools or {}).items():
             lines += [f"    {k}: {v}"]

@@ -452,7 +452,12 @@ static const struct bad_case bad_cases[] = {
 	/* unknown and duplicate keys */
 	{ POOL "listner: 1\n", "t.yaml:5:1: unknown key 'listner' (did you mean 'listeners'?)" },
 	{ POOL "listeners:\n  - name: l\n    adress: 127.0.0.1:25\n", "t.yaml:7:5: unknown key 'adress' in listeners[0] (did you mean 'address'?)" },
-	{ POOL "frobnicate: 1\n", "t.yaml:5:1: unknown key 'frobnicate' (expected one of: hostname, listeners, tenants, pools, routes, limits, delivery, spool, dns, events, metrics, dkim, shaping, warmup, control, dpdk)" },
+	{ POOL "frobnicate: 1\n", "t.yaml:5:1: unknown key 'frobnicate' (expected one of: hostname, listeners, tenants, pools, routes, limits, delivery, spool, dns, events, metrics, dkim, shaping, warmup, control, dpdk, bounces, sender_auth)" },
+	/* bounces: and inbound listeners */
+	{ POOL "control: {store: /tmp/x}\nbounces: {fbl_address: x@y.test}\n", "t.yaml:6:10: bounces: missing required key 'return_path_domain'" },
+	{ POOL "bounces: {return_path_domain: b.test}\n", "t.yaml:5:10: bounces needs the control section (suppression lists live in its store)" },
+	{ POOL "listeners:\n  - {name: i, address: 127.0.0.1:25, inbound: true}\n", "t.yaml:6:47: listeners[0].inbound: an inbound listener needs the bounces section (what it accepts)" },
+	{ POOL "control: {store: /tmp/x}\nbounces: {return_path_domain: b.test, fbl_address: nope}\n", "t.yaml:6:52: bounces.fbl_address: not an address (local@domain)" },
 	{ POOL "warmup: {schedules: w.yaml, test_clock_scale: 3600}\n", "t.yaml:5:47: warmup.test_clock_scale: test_clock_scale is for tests only (set SLUICE_TEST_CLOCK=1 in the environment to allow it)" },
 	{ POOL "control: {api: {tls_cert: /c.pem}}\n", "t.yaml:5:16: control.api: tls_cert and tls_key go together (both or neither)" },
 	{ POOL "control: {api: {address: 'nowhere'}}\n", "t.yaml:5:26: control.api.address: 'nowhere': not an IP address (expected IPv4:port or [IPv6]:port, e.g. 127.0.0.1:2525)" },

@@ -861,6 +861,45 @@ static void test_mail_refusal(void **state)
 	smtp_server_destroy(s);
 }
 
+/* The caller's RCPT check: refused recipients get its reply (control
+ * bytes blanked), are not errors, and only the others reach the message. */
+static int check_rcpt(void *ctx, const char *tenant, const char *rcpt, char *reply, size_t len)
+{
+	(*(int *)ctx)++;
+	assert_null(tenant);
+	if (strncmp(rcpt, "no", 2) != 0)
+		return 0;
+	snprintf(reply, len, "5.7.1 recipient suppressed\r(hard_bounce)");
+	return 550;
+}
+
+static void test_rcpt_check(void **state)
+{
+	struct smtp_server_limits lim = base_lim;
+	struct smtp_server *s;
+	struct smtp_server_event ev;
+	struct sl_buf out = { 0 };
+	int calls = 0;
+
+	(void)state;
+	lim.max_errors = 2; /* the refusals would close the session if they counted */
+	s = mk(&lim, true);
+	smtp_server_set_rcpt_check(s, check_rcpt, &calls);
+	feed(s, "HELO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<no1@d.example>\r\n"
+		"RCPT TO:<no2@d.example>\r\nRCPT TO:<yes@d.example>\r\nRCPT TO:<bad>\r\n"
+		"DATA\r\n");
+	assert_int_equal(step(s, &ev, &out), SMTP_SERVER_EV_NONE);
+	assert_int_equal(count(&out, "550 5.7.1 recipient suppressed (hard_bounce)\r\n"), 2);
+	assert_int_equal(count(&out, "250 2.1.5 Ok\r\n"), 1);
+	assert_int_equal(calls, 3); /* not for the syntax error */
+	feed(s, "hi\r\n.\r\n");
+	assert_int_equal(step(s, &ev, &out), SMTP_SERVER_EV_MESSAGE);
+	assert_int_equal(ev.msg.n_rcpts, 1);
+	assert_string_equal(ev.msg.rcpts[0], "yes@d.example");
+	sl_buf_free(&out);
+	smtp_server_destroy(s);
+}
+
 /* ---- main ---- */
 
 static char *transcript_dir(void)
@@ -890,6 +929,7 @@ int main(void)
 		cmocka_unit_test(test_auth_long_line),
 		cmocka_unit_test(test_message_result_sanitised),
 		cmocka_unit_test(test_mail_refusal),
+		cmocka_unit_test(test_rcpt_check),
 	};
 	const char *dump = getenv("SLUICE_TRANSCRIPT_DUMP");
 	char *dir, *pattern;
