@@ -200,6 +200,12 @@ def test_setup_dpdk_seed(tmp_path):
     assert cfg["routes"] == [{"domain": "sink.test", "host": "203.0.113.25", "port": 2525}]
     env = (root / "etc/sluice/dataplane.env").read_text()
     assert 'SLUICE_VFIO_NICS="ens4"' in env and "SLUICE_VFIO_NOIOMMU=yes" in env
+    assert "SLUICE_NIC_DRIVER=vfio-pci" in env
+    (tmp_path / "u").mkdir()
+    r = run_setup(tmp_path / "u", seed + "dpdk_driver=uio_pci_generic\n", "--from-seed",
+                  str(tmp_path / "u/seed.conf"))
+    assert r.returncode == 0, r.stderr
+    assert "SLUICE_NIC_DRIVER=uio_pci_generic" in (tmp_path / "u/root/etc/sluice/dataplane.env").read_text()
     assert "SLUICE_HUGEPAGES=128" in env
     # The DPDK NIC gets no networkd file: the kernel must not configure it.
     assert not (root / "etc/systemd/network/20-sluice-data.network").exists()
@@ -230,6 +236,33 @@ def test_bad_seed_is_refused_and_writes_nothing(tmp_path, seed, msg):
     assert r.returncode == 2, r.stderr
     assert msg in r.stderr
     assert not (tmp_path / "root").exists()
+
+
+def test_dataplane_prep_binds_a_nic_to_the_configured_driver(tmp_path):
+    """Against a fake sysfs: unbind from the kernel driver, driver_override,
+    probe; a NIC with an address in use is refused."""
+    sys_ = tmp_path / "sys"
+    dev = sys_ / "bus/pci/devices/0000:00:04.0"
+    (dev / "net/ens4").mkdir(parents=True)
+    (sys_ / "bus/pci/drivers/uio_pci_generic").mkdir(parents=True)
+    (sys_ / "bus/pci/drivers/virtio-pci").mkdir(parents=True)
+    (dev / "driver").symlink_to(sys_ / "bus/pci/drivers/virtio-pci")
+    (sys_ / "bus/pci/drivers/virtio-pci/unbind").write_text("")
+    (sys_ / "bus/pci/drivers_probe").write_text("")
+    (dev / "driver_override").write_text("")
+    env = tmp_path / "dataplane.env"
+    env.write_text('SLUICE_VFIO_NICS="0000:00:04.0"\nSLUICE_NIC_DRIVER=uio_pci_generic\n')
+    r = subprocess.run(["sh", str(PREP), str(env)], capture_output=True, text=True,
+                       env=dict(os.environ, SLUICE_SYSFS=str(sys_), SLUICE_PROCFS=str(tmp_path)))
+    # The fake "kernel" does not rebind, so the script must notice and fail.
+    assert r.returncode == 1
+    assert (dev / "driver_override").read_text() == "uio_pci_generic\n"
+    assert (sys_ / "bus/pci/drivers/virtio-pci/unbind").read_text() == "0000:00:04.0\n"
+    assert "uio_pci_generic did not take it" in r.stderr
+    env.write_text('SLUICE_VFIO_NICS="0000:00:04.0"\nSLUICE_NIC_DRIVER=e1000\n')
+    r = subprocess.run(["sh", str(PREP), str(env)], capture_output=True, text=True,
+                       env=dict(os.environ, SLUICE_SYSFS=str(sys_)))
+    assert r.returncode == 1 and "vfio-pci or uio_pci_generic" in r.stderr
 
 
 def test_dataplane_prep_is_a_no_op_when_nothing_is_configured(tmp_path):
