@@ -91,7 +91,8 @@ image-check: $(BUILD)/sluiced $(BUILD)/sluicectl
 
 # What the image is made of: a change to any of these rebuilds it for image-test.
 IMAGE_INPUTS := $(BUILD)/sluiced $(BUILD)/sluicectl $(IMAGE_PACKAGES) image/image.mk image/seed.example \
-		$(wildcard image/scripts/* image/systemd/* image/etc/*) configs/sluice.yaml
+		$(filter-out image/scripts/image-test,$(wildcard image/scripts/* image/systemd/* image/etc/*)) \
+		configs/sluice.yaml
 IMAGE_TEST_DIR ?= $(IMAGE_DIR)/test
 
 $(IMAGE_OUT): $(IMAGE_INPUTS)
