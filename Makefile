@@ -158,4 +158,4 @@ include image/image.mk
 clean:
 	rm -rf build build-san build-fuzz
 
--include $(shell find $(BUILD) build-fuzz -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD) build-fuzz -path '$(BUILD)/image' -prune -o -name '*.d' -type f -print 2>/dev/null)

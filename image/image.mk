@@ -10,6 +10,11 @@
 #                     $(IMAGE_DIR)/sluice.img, raw, MBR, BIOS/GRUB
 #   make image-check  fast checks of the units and the install layout
 #                     (systemd-analyze verify, a staging DESTDIR install)
+#   make image-test   (root; ~15-20 min without KVM) boots the image in qemu
+#                     with a DPDK virtio data port and a sink in a network
+#                     namespace, delivers mail through it; builds or
+#                     rebuilds the image first when its inputs changed.
+#                     Exits 77 (skipped, loudly) where it cannot run.
 
 IMAGE_DIR      ?= $(BUILD)/image
 IMAGE_ROOT     ?= $(IMAGE_DIR)/root
@@ -38,7 +43,7 @@ IMAGE_UNITS     := sluiced.service sluice-dataplane-prep.service sluice-firstboo
 IMAGE_SUBST     := sed -e 's|@sbindir@|$(PREFIX)/sbin|g' -e 's|@bindir@|$(PREFIX)/bin|g' \
 		   -e 's|@libexecdir@|$(SLUICE_LIBEXEC)|g' -e 's|@datadir@|$(SLUICE_SHARE)|g'
 
-.PHONY: install-system image image-deps image-check
+.PHONY: install-system image image-deps image-check image-test
 
 install-system: $(BUILD)/sluiced $(BUILD)/sluicectl
 	install -D -m 0755 $(BUILD)/sluiced $(DESTDIR)$(PREFIX)/sbin/sluiced
@@ -83,3 +88,21 @@ image: image-deps $(BUILD)/sluiced $(BUILD)/sluicectl
 
 image-check: $(BUILD)/sluiced $(BUILD)/sluicectl
 	SLUICE_BUILD=$(BUILD) /usr/bin/python3 -m pytest -q tests/e2e/test_install.py -p no:cacheprovider --noconftest
+
+# What the image is made of: a change to any of these rebuilds it for image-test.
+IMAGE_INPUTS := $(BUILD)/sluiced $(BUILD)/sluicectl $(IMAGE_PACKAGES) image/image.mk image/seed.example \
+		$(filter-out image/scripts/image-test,$(wildcard image/scripts/* image/systemd/* image/etc/*)) \
+		configs/sluice.yaml
+IMAGE_TEST_DIR ?= $(IMAGE_DIR)/test
+
+$(IMAGE_OUT): $(IMAGE_INPUTS)
+	$(IMAGE_MAKE) image
+
+# Exit 77 = skipped (no root, qemu, tap devices or Debian mirror here): the
+# script says so in capitals; make then reports "Error 77".
+image-test: $(BUILD)/sluice-sink
+	@image/scripts/image-test --check-host
+	@[ -f $(IMAGE_OUT) ] || image/scripts/image-test --check-build $(IMAGE_MIRROR)
+	$(MAKE) $(IMAGE_OUT)
+	rm -rf $(IMAGE_TEST_DIR)
+	image/scripts/image-test $(IMAGE_OUT) $(BUILD)/sluice-sink $(IMAGE_TEST_DIR)

@@ -178,6 +178,45 @@ def test_setup_minimal_seed_from_kernel_cmdline(tmp_path):
     assert not (tmp_path / "root/etc/systemd/network/20-sluice-data.network").exists()
 
 
+def test_setup_dpdk_seed(tmp_path):
+    """data_transport=dpdk: the pool on the DPDK port, the NIC for vfio-pci,
+    the service drop-in, a static route (what `make image-test` boots)."""
+    seed = (SEED.replace("data_ips=198.51.100.10/24, 198.51.100.11/24", "data_ips=203.0.113.10/24")
+            .replace("data_gateway=198.51.100.1", "data_gateway=203.0.113.1")
+            .replace("ehlo=mta1.example.test,mta2.example.test   # one per IP", "ehlo=mta1.example.test")
+            + 'data_transport=dpdk\nvfio_noiommu=yes\nhugepages=128\ndpdk_idle_sleep=1ms\n'
+            'dpdk_eal_args="-l 1 --in-memory -a 0000:00:04.0"\nroutes=sink.test=203.0.113.25:2525\n')
+    r = run_setup(tmp_path, seed, "--from-seed", str(tmp_path / "seed.conf"))
+    assert r.returncode == 0, r.stderr
+    root = tmp_path / "root"
+    conf = root / "etc/sluice/sluice.yaml"
+    c = subprocess.run([str(SLUICED), "-n", "-c", str(conf)], capture_output=True, text=True)
+    assert c.returncode == 0, c.stderr
+    import yaml
+    cfg = yaml.safe_load(conf.read_text())
+    assert cfg["pools"][0]["transport"] == "dpdk"
+    assert cfg["dpdk"] == {"eal_args": ["-l", "1", "--in-memory", "-a", "0000:00:04.0"], "prefix_len": 24,
+                           "gateway": "203.0.113.1", "idle_sleep": "1ms"}
+    assert cfg["routes"] == [{"domain": "sink.test", "host": "203.0.113.25", "port": 2525}]
+    env = (root / "etc/sluice/dataplane.env").read_text()
+    assert 'SLUICE_VFIO_NICS="ens4"' in env and "SLUICE_VFIO_NOIOMMU=yes" in env
+    assert "SLUICE_NIC_DRIVER=vfio-pci" in env
+    (tmp_path / "u").mkdir()
+    r = run_setup(tmp_path / "u", seed + "dpdk_driver=uio_pci_generic\n", "--from-seed",
+                  str(tmp_path / "u/seed.conf"))
+    assert r.returncode == 0, r.stderr
+    assert "SLUICE_NIC_DRIVER=uio_pci_generic" in (tmp_path / "u/root/etc/sluice/dataplane.env").read_text()
+    assert "SLUICE_HUGEPAGES=128" in env
+    # The DPDK NIC gets no networkd file: the kernel must not configure it.
+    assert not (root / "etc/systemd/network/20-sluice-data.network").exists()
+    dropin = (root / "etc/systemd/system/sluiced.service.d/dpdk.conf").read_text()
+    assert "CAP_SYS_RAWIO" in dropin and "PrivateDevices=no" in dropin
+    (tmp_path / "b").mkdir()
+    bad = run_setup(tmp_path / "b", seed.replace("data_interface=ens4", "data_interface=ens3"),
+                    "--from-seed", str(tmp_path / "b/seed.conf"))
+    assert bad.returncode == 2 and "management interface" in bad.stderr
+
+
 def test_firstboot_without_seed_stays_unconfigured(tmp_path):
     r = run_setup(tmp_path, "", "--firstboot")
     assert r.returncode == 0
@@ -197,6 +236,33 @@ def test_bad_seed_is_refused_and_writes_nothing(tmp_path, seed, msg):
     assert r.returncode == 2, r.stderr
     assert msg in r.stderr
     assert not (tmp_path / "root").exists()
+
+
+def test_dataplane_prep_binds_a_nic_to_the_configured_driver(tmp_path):
+    """Against a fake sysfs: unbind from the kernel driver, driver_override,
+    probe; a NIC with an address in use is refused."""
+    sys_ = tmp_path / "sys"
+    dev = sys_ / "bus/pci/devices/0000:00:04.0"
+    (dev / "net/ens4").mkdir(parents=True)
+    (sys_ / "bus/pci/drivers/uio_pci_generic").mkdir(parents=True)
+    (sys_ / "bus/pci/drivers/virtio-pci").mkdir(parents=True)
+    (dev / "driver").symlink_to(sys_ / "bus/pci/drivers/virtio-pci")
+    (sys_ / "bus/pci/drivers/virtio-pci/unbind").write_text("")
+    (sys_ / "bus/pci/drivers_probe").write_text("")
+    (dev / "driver_override").write_text("")
+    env = tmp_path / "dataplane.env"
+    env.write_text('SLUICE_VFIO_NICS="0000:00:04.0"\nSLUICE_NIC_DRIVER=uio_pci_generic\n')
+    r = subprocess.run(["sh", str(PREP), str(env)], capture_output=True, text=True,
+                       env=dict(os.environ, SLUICE_SYSFS=str(sys_), SLUICE_PROCFS=str(tmp_path)))
+    # The fake "kernel" does not rebind, so the script must notice and fail.
+    assert r.returncode == 1
+    assert (dev / "driver_override").read_text() == "uio_pci_generic\n"
+    assert (sys_ / "bus/pci/drivers/virtio-pci/unbind").read_text() == "0000:00:04.0\n"
+    assert "uio_pci_generic did not take it" in r.stderr
+    env.write_text('SLUICE_VFIO_NICS="0000:00:04.0"\nSLUICE_NIC_DRIVER=e1000\n')
+    r = subprocess.run(["sh", str(PREP), str(env)], capture_output=True, text=True,
+                       env=dict(os.environ, SLUICE_SYSFS=str(sys_)))
+    assert r.returncode == 1 and "vfio-pci or uio_pci_generic" in r.stderr
 
 
 def test_dataplane_prep_is_a_no_op_when_nothing_is_configured(tmp_path):
