@@ -63,7 +63,8 @@ install-system: $(BUILD)/sluiced $(BUILD)/sluicectl
 	install -D -m 0644 image/etc/dataplane.env $(DESTDIR)$(SLUICE_SHARE)/dataplane.env
 	install -D -m 0644 image/etc/sluiced-dpdk.conf $(DESTDIR)$(SLUICE_SHARE)/sluiced-dpdk.conf
 	install -D -m 0644 image/seed.example $(DESTDIR)$(SLUICE_SHARE)/seed.example
-	set -e; for f in bounce-rules.conf providers.conf shaping.yaml warmup.yaml; do \
+	set -e; for f in bounce-rules.conf providers.conf shaping.yaml warmup.yaml \
+		 response-rules.conf policy.yaml; do \
 		install -D -m 0644 configs/$$f $(DESTDIR)/etc/sluice/$$f; done
 	install -D -m 0644 configs/sluice.yaml $(DESTDIR)$(SLUICE_SHARE)/sluice.yaml.example
 	install -d -m 0755 $(DESTDIR)/etc/sluice
