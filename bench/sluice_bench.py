@@ -677,7 +677,8 @@ class Probe(threading.Thread):
 
 # ---------------------------------------------------------------- systems
 
-def sluice_config(sc, sink, spool, events, control, variant, warmup_file, tls_certs):
+def sluice_config(sc, sink, spool, events, control, variant, warmup_file, tls_certs,
+                  dkim_keys=()):
     opts = sc["sluice"]
     pa = sc["provider_aware"]
     ips = opts.get("ips", ["198.51.100.10", "198.51.100.11"])
@@ -726,6 +727,10 @@ def sluice_config(sc, sink, spool, events, control, variant, warmup_file, tls_ce
             "metrics": {"address": f"127.0.0.1:{METRICS_PORT}"}}
     if needs_api(sc):
         conf["control"] = {"store": str(control), "api": {"address": f"127.0.0.1:{API_PORT}"}}
+    if dkim_keys:  # every message is From the SENDER's domain: sign it with each key
+        conf["dkim"] = [{"domain": SENDER.split("@")[1], "selector": f"s{i + 1}",
+                         "key": str(path), "algorithm": algo}
+                        for i, (algo, path) in enumerate(dkim_keys)]
     if not tenants:
         conf.pop("tenants")
     if pa:
@@ -833,9 +838,15 @@ class SluiceSystem:
             warm = self.dir / "warmup.yaml"
             self.schedule = warmup_config(sc, warm, variant)
             env["SLUICE_TEST_CLOCK"] = "1"
+        keys = []
+        for algo in sc["sluice"].get("dkim", []):  # signing at acceptance (scenario dkim)
+            key = self.dir / f"dkim-{algo}.pem"
+            subprocess.run([str(build / "sluicectl"), "dkim", "keygen", "--algo", algo,
+                            "--out", str(key)], check=True, capture_output=True)
+            keys.append((algo, key))
         self.conf = self.dir / "sluice.yaml"
         self.conf.write_text(sluice_config(sc, sink, self.dir / "spool", self.events,
-                                           self.control, variant, warm, certs))
+                                           self.control, variant, warm, certs, keys))
         if variant == "dpdk":
             self.dpdk_preflight(build, env)
         self.proc = subprocess.Popen([str(build / "sluiced"), "-c", str(self.conf)],
