@@ -16,6 +16,7 @@
  * over api_config.max_body, answered by api.c) or 503 (no data plane).
  */
 #include "api.h"
+#include "verification.h"
 #include "api_dataplane.h"
 
 #include "err.h"
@@ -74,6 +75,28 @@ static void inject_suppress(const struct api_dataplane *dp, struct inject_batch 
 					r->reason = suppressed_reason[k];
 		}
 	}
+}
+
+/* API thread: a tenant in the sandbox may send only to the addresses it
+ * has verified (verify-by-email); every other recipient is rejected. */
+static void inject_sandbox(struct api_request *req, struct inject_batch *b, const char *tenant)
+{
+	struct store_tenant st;
+
+	if (!api_store(req) || store_tenant_get(api_store(req), tenant, &st) < 0 ||
+	    st.state != TENANT_SANDBOX)
+		return;
+	for (size_t i = 0; i < b->n_msgs; i++)
+		for (size_t j = 0; j < b->msgs[i].n_rcpts; j++) {
+			struct inject_rcpt *r = &b->msgs[i].rcpts[j];
+
+			if (r->status == INJECT_PENDING &&
+			    !verification_address_verified(api_store(req), tenant, r->addr)) {
+				r->status = INJECT_REJECTED;
+				r->reason = "tenant in sandbox: only its verified addresses "
+					    "(POST /v1/verifications)";
+			}
+		}
 }
 
 /* Loop thread: the suppressed recipients' events. */
@@ -180,6 +203,7 @@ static int messages_inject(struct api_request *req, struct api_response *resp)
 	if (rc < 0)
 		return rc;
 	snprintf(b.peer, sizeof b.peer, "%s", api_principal(req)->actor);
+	inject_sandbox(req, &b, tenant);
 	inject_suppress(dp, &b, tenant);
 	c = (struct inject_call){ .dp = dp, .b = &b, .tenant = tenant };
 	rc = mailbox_await(api_mailbox(req), inject_on_loop, &c);

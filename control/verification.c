@@ -421,6 +421,27 @@ static int req_decode(const struct verification *v, const void *p, size_t n,
 	return 0;
 }
 
+bool verification_address_verified(struct store *st, const char *tenant, const char *address)
+{
+	char k[2 + 64 + VERIFICATION_ADDR_MAX + 2], a[VERIFICATION_ADDR_MAX + 1];
+	struct sl_buf b = { 0 };
+	json_t *o = NULL;
+	bool ok = false;
+	size_t i;
+
+	if (strlen(tenant) > 64 || strlen(address) > VERIFICATION_ADDR_MAX)
+		return false;
+	for (i = 0; address[i]; i++)
+		a[i] = (char)tolower((unsigned char)address[i]);
+	a[i] = 0;
+	if (store_sendauth_get(st, k, vkey(tenant, a, k), &b) == 0 &&
+	    (o = json_loadb(sl_buf_head(&b), sl_buf_avail(&b), 0, NULL)))
+		ok = json_integer_value(json_object_get(o, "verified")) > 0;
+	json_decref(o);
+	sl_buf_free(&b);
+	return ok;
+}
+
 static int req_put(struct verification *v, const struct verification_request *r,
 		   struct store_audit *e)
 {

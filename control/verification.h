@@ -92,6 +92,10 @@ int verification_request(struct verification *v, const char *tenant, const char 
 int verification_get(struct verification *v, const char *tenant, const char *address,
 		     struct verification_request *out);
 
+/* Has tenant verified address (any case)? Reads the store directly (any
+ * thread, no verifier needed): sandbox tenants may send only to these. */
+bool verification_address_verified(struct store *st, const char *tenant, const char *address);
+
 /* True if rcpt is a verification recipient of this appliance
  * ("<prefix>+<token>@<domain>", any case), so the inbound listener can
  * route it here. */

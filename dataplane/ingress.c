@@ -11,6 +11,7 @@
 #include "store.h"
 #include "reputation.h"
 #include "tenant_view.h"
+#include "verification.h"
 #include "tls.h"
 
 #include <arpa/inet.h>
@@ -217,6 +218,25 @@ static int rcpt_check_suppressed(void *ctx, const char *tenant, const char *rcpt
 	reputation_refused(s->in->env.rep, t->name, rcpt, why);
 	snprintf(reply, len, "5.7.1 recipient suppressed (%s)", why);
 	return 550;
+}
+
+/* RCPT on a submission listener: a sandbox tenant only to the addresses
+ * it verified; then the suppression lists. */
+static int rcpt_check_submission(void *ctx, const char *tenant, const char *rcpt, char *reply,
+				 size_t len)
+{
+	struct in_session *s = ctx;
+	const struct sl_tenant_cfg *t = session_tenant(s);
+	const struct tenant_view_entry *e =
+		t && s->in->env.tenants ? tenant_view_find(*s->in->env.tenants, t->name) : NULL;
+
+	if (e && e->state == TENANT_SANDBOX && s->in->env.store &&
+	    !verification_address_verified(s->in->env.store, t->name, rcpt)) {
+		snprintf(reply, len, "5.7.1 tenant %s is in the sandbox: it may send only to "
+				     "addresses it has verified", t->name);
+		return 550;
+	}
+	return s->in->env.rep ? rcpt_check_suppressed(ctx, tenant, rcpt, reply, len) : 0;
 }
 
 /* RCPT on an inbound listener: only the appliance's own domains. */
@@ -498,8 +518,8 @@ static void on_accept(void *ctx, struct conn *c, const struct sockaddr *peer, so
 		smtp_server_set_relay_allowed(s->srv, peer_may_relay(ls->cfg, peer));
 		if (in->env.cfg->sender_auth.enabled)
 			smtp_server_set_mail_check(s->srv, mail_check_domain, s);
-		if (in->env.rep)
-			smtp_server_set_rcpt_check(s->srv, rcpt_check_suppressed, s);
+		if (in->env.rep || in->env.store)
+			smtp_server_set_rcpt_check(s->srv, rcpt_check_submission, s);
 	}
 	s->next = in->sessions;
 	if (s->next)

@@ -160,3 +160,35 @@ def test_requests_rate_limited_and_validated(daemon):
                                                   "address": f"u{i}@owner.test"})[0]
              for i in range(21)]
     assert codes[:20] == [201] * 20 and codes[20] == 429  # 20 per source an hour
+
+
+def test_sandbox_sends_only_to_verified_addresses(daemon):
+    """A tenant in the sandbox (issue: new tenants may be limited to their own
+    verified addresses) gets RCPT 550 for anything else, over SMTP and HTTP."""
+    d, _, _ = daemon
+    st, r = d.api("POST", "/v1/verifications", {"tenant": "local", "address": "owner@owner.test"})
+    assert st == 201, r
+    send(GOOD_IP, "owner@owner.test", r["write_to"], msg("owner@owner.test", r["write_to"]))
+    assert d.api("GET", "/v1/verifications/owner@owner.test?tenant=local")[1]["verified"]
+    assert d.api("POST", "/v1/tenants/local/sandbox", {"reason": "new signup"})[0] == 200
+    with smtplib.SMTP("127.0.0.1", 2525, timeout=10) as c:
+        c.ehlo("client.test")
+        c.mail("a@acme.test")
+        code, text = c.rcpt("x@gmail.test")
+        assert code == 550 and b"sandbox" in text, (code, text)
+        code, _ = c.rcpt("Owner@owner.test")
+        assert code == 250
+        c.rset()
+    st, r = d.api("POST", "/v1/messages?tenant=local",
+                  {"messages": [{"from": "a@acme.test", "to": ["owner@owner.test", "y@gmail.test"],
+                                 "text": "hi"}]})
+    assert st == 200, r
+    rc = {x["rcpt"]: x for x in r["messages"][0]["recipients"]}
+    assert rc["owner@owner.test"]["status"] == "accepted"
+    assert rc["y@gmail.test"]["status"] == "rejected" and "sandbox" in rc["y@gmail.test"]["reason"]
+    # approved: the restriction is gone
+    assert d.api("POST", "/v1/tenants/local/approve", {})[0] == 200
+    with smtplib.SMTP("127.0.0.1", 2525, timeout=10) as c:
+        c.ehlo("client.test")
+        c.mail("a@acme.test")
+        assert c.rcpt("x@gmail.test")[0] == 250
