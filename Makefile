@@ -110,8 +110,11 @@ test-dpdk: $(BINS) $(DPDK_UNIT)
 	@set -e; for t in $(DPDK_UNIT); do echo "== $$t"; $$t; done
 	SLUICE_BUILD=$(BUILD) ./tests/netns.sh ./tests/e2e/dpdk.sh $(PYTEST_ARGS)
 
+# Builds run on every core; the tests themselves one after the other.
+JOBS := $(shell nproc 2>/dev/null || echo 2)
 test: deps
-	$(MAKE) all unit
+	$(MAKE) -j$(JOBS) all $(UNIT_BIN) $(FUZZ_BIN)
+	$(MAKE) unit
 	$(MAKE) fuzz-smoke
 	$(MAKE) e2e
 
