@@ -978,6 +978,42 @@ int config_parse_cidr(const char *s, struct sl_cidr *out)
 	return 0;
 }
 
+int config_parse_fraction(const char *s, double *out)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = s ? strtod(s, &end) : 0;
+	if (!s || errno || end == s)
+		return SL_ECONFIG;
+	if (*end == '%') {
+		v /= 100;
+		end++;
+	}
+	if (*end || !(v >= 0 && v <= 1))
+		return SL_ECONFIG;
+	*out = v;
+	return 0;
+}
+
+int config_error_at(char *err, size_t errlen, const char *name, unsigned line, const char *fmt,
+		    ...)
+{
+	va_list ap;
+	int n;
+
+	if (!err || !errlen)
+		return SL_ECONFIG;
+	n = line ? snprintf(err, errlen, "%s:%u: ", name, line) : snprintf(err, errlen, "%s: ", name);
+	if (n >= 0 && (size_t)n < errlen) {
+		va_start(ap, fmt);
+		vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
+		va_end(ap);
+	}
+	return SL_ECONFIG;
+}
+
 static int get_cidr(struct ctx *c, const struct node *v, struct sl_cidr *out)
 {
 	char addr[INET6_ADDRSTRLEN];

@@ -246,5 +246,13 @@ bool cidr_contains(const struct sl_cidr *net, const struct sockaddr *addr);
 int config_parse_duration(const char *s, uint64_t *ms);
 int config_parse_size(const char *s, uint64_t *bytes);
 int config_parse_cidr(const char *s, struct sl_cidr *out);
+/* A fraction in [0, 1]: "0.05" or "5%". */
+int config_parse_fraction(const char *s, double *out);
+
+/* For the loaders of sluice's other data files (bounce and response rules,
+ * thresholds): write "NAME:LINE: message" (no ":LINE" when line is 0) into
+ * err (may be NULL) and return SL_ECONFIG. */
+int config_error_at(char *err, size_t errlen, const char *name, unsigned line, const char *fmt,
+		    ...) __attribute__((format(printf, 5, 6)));
 
 #endif

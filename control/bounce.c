@@ -6,13 +6,13 @@
 #include "bounce.h"
 #include "mime.h"
 #include "arf.h"
+#include "config.h"
 #include "err.h"
 #include "file.h"
 
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,25 +80,6 @@ void bounce_rules_free(struct bounce_rules *r)
 	free(r);
 }
 
-static int set_err(char *err, size_t errlen, const char *name, unsigned line, const char *fmt,
-		   ...) __attribute__((format(printf, 5, 6)));
-static int set_err(char *err, size_t errlen, const char *name, unsigned line, const char *fmt,
-		   ...)
-{
-	va_list ap;
-	int n;
-
-	if (!err || !errlen)
-		return SL_ECONFIG;
-	n = line ? snprintf(err, errlen, "%s:%u: ", name, line) : snprintf(err, errlen, "%s: ", name);
-	if (n >= 0 && (size_t)n < errlen) {
-		va_start(ap, fmt);
-		vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
-		va_end(ap);
-	}
-	return SL_ECONFIG;
-}
-
 /* "5.1.1", "4.7.*", "*.2.2" into three components; 0 or -1. */
 static int parse_status_pat(const char *s, struct rule *r)
 {
@@ -154,14 +135,14 @@ int bounce_rules_parse(const char *text, size_t len, const char *name,
 
 		lineno++;
 		if (ll >= sizeof line) {
-			rc = set_err(err, errlen, name, lineno, "line too long");
+			rc = config_error_at(err, errlen, name, lineno, "line too long");
 			goto fail;
 		}
 		memcpy(line, text + pos, ll);
 		line[ll] = 0;
 		pos += ll + (nl ? 1 : 0);
 		if (memchr(line, 0, ll)) {
-			rc = set_err(err, errlen, name, lineno, "NUL byte");
+			rc = config_error_at(err, errlen, name, lineno, "NUL byte");
 			goto fail;
 		}
 		for (p = line; *p == ' ' || *p == '\t'; p++)
@@ -183,12 +164,12 @@ int bounce_rules_parse(const char *text, size_t len, const char *name,
 		arg = p + strspn(p, " \t");
 		reason = bounce_reason_from_name(word);
 		if (reason < 0) {
-			rc = set_err(err, errlen, name, lineno, "unknown reason \"%s\"", word);
+			rc = config_error_at(err, errlen, name, lineno, "unknown reason \"%s\"", word);
 			goto fail;
 		}
 		r.reason = (enum bounce_reason)reason;
 		if (!*kind || !*arg) {
-			rc = set_err(err, errlen, name, lineno,
+			rc = config_error_at(err, errlen, name, lineno,
 				     "expected: REASON text \"...\" | status N.N.N | code NNN");
 			goto fail;
 		}
@@ -196,18 +177,18 @@ int bounce_rules_parse(const char *text, size_t len, const char *name,
 			size_t al = strlen(arg);
 			r.kind = RULE_TEXT;
 			if (al < 3 || arg[0] != '"' || arg[al - 1] != '"') {
-				rc = set_err(err, errlen, name, lineno,
+				rc = config_error_at(err, errlen, name, lineno,
 					     "text pattern must be a non-empty \"quoted string\"");
 				goto fail;
 			}
 			if (al - 2 >= RULE_PAT_MAX) {
-				rc = set_err(err, errlen, name, lineno, "text pattern longer than %d",
+				rc = config_error_at(err, errlen, name, lineno, "text pattern longer than %d",
 					     RULE_PAT_MAX - 1);
 				goto fail;
 			}
 			for (size_t i = 1; i < al - 1; i++) {
 				if (arg[i] == '"') {
-					rc = set_err(err, errlen, name, lineno,
+					rc = config_error_at(err, errlen, name, lineno,
 						     "stray '\"' in text pattern");
 					goto fail;
 				}
@@ -216,7 +197,7 @@ int bounce_rules_parse(const char *text, size_t len, const char *name,
 		} else if (strcasecmp(kind, "status") == 0) {
 			r.kind = RULE_STATUS;
 			if (parse_status_pat(arg, &r) < 0) {
-				rc = set_err(err, errlen, name, lineno,
+				rc = config_error_at(err, errlen, name, lineno,
 					     "bad status \"%s\" (want e.g. 5.1.1, 4.7.*, *.2.2)", arg);
 				goto fail;
 			}
@@ -224,12 +205,12 @@ int bounce_rules_parse(const char *text, size_t len, const char *name,
 			r.kind = RULE_CODE;
 			if (strlen(arg) != 3 || arg[0] < '2' || arg[0] > '5' ||
 			    !isdigit((unsigned char)arg[1]) || !isdigit((unsigned char)arg[2])) {
-				rc = set_err(err, errlen, name, lineno, "bad reply code \"%s\"", arg);
+				rc = config_error_at(err, errlen, name, lineno, "bad reply code \"%s\"", arg);
 				goto fail;
 			}
 			r.code = atoi(arg);
 		} else {
-			rc = set_err(err, errlen, name, lineno,
+			rc = config_error_at(err, errlen, name, lineno,
 				     "unknown rule kind \"%s\" (text, status, code)", kind);
 			goto fail;
 		}
@@ -288,9 +269,9 @@ int bounce_rules_load(const char *path, struct bounce_rules **out, char *err, si
 		err[0] = 0;
 	rc = sl_file_read(path, RULES_FILE_MAX, &text, &len);
 	if (rc == SL_ETOOBIG)
-		return set_err(err, errlen, path, 0, "file larger than %u bytes", RULES_FILE_MAX);
+		return config_error_at(err, errlen, path, 0, "file larger than %u bytes", RULES_FILE_MAX);
 	if (rc < 0) {
-		set_err(err, errlen, path, 0, "%s", sl_strerror(rc));
+		config_error_at(err, errlen, path, 0, "%s", sl_strerror(rc));
 		return rc;
 	}
 	rc = bounce_rules_parse(text, len, path, out, err, errlen);

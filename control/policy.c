@@ -115,26 +115,6 @@ static int cfg_err(char *err, size_t errlen, const char *fmt, ...)
 	return SL_ECONFIG;
 }
 
-/* "5%", "0.05": a fraction in [0, 1]. */
-static int parse_fraction(const char *s, double *out)
-{
-	char *end;
-	double v;
-
-	errno = 0;
-	v = strtod(s, &end);
-	if (errno || end == s)
-		return -1;
-	if (*end == '%') {
-		v /= 100;
-		end++;
-	}
-	if (*end || !(v >= 0 && v <= 1))
-		return -1;
-	*out = v;
-	return 0;
-}
-
 static int parse_u32(const char *s, uint32_t *out)
 {
 	char *end;
@@ -188,7 +168,7 @@ int policy_config_set(struct policy_config *c, const char *key, const char *valu
 			continue;
 		switch (knobs[i].kind) {
 		case 'f':
-			if (parse_fraction(value, (double *)p) < 0)
+			if (config_parse_fraction(value, (double *)p) < 0)
 				return cfg_err(err, errlen, "%s: \"%.40s\" is not a rate (\"5%%\", \"0.05\")",
 					       key, value);
 			return 0;

@@ -4,7 +4,6 @@
  */
 #include <ctype.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,25 +58,6 @@ const char *response_action_name(enum response_action_kind k)
 	default:
 		return "none";
 	}
-}
-
-static int set_err(char *err, size_t errlen, const char *name, unsigned line, const char *fmt,
-		   ...) __attribute__((format(printf, 5, 6)));
-static int set_err(char *err, size_t errlen, const char *name, unsigned line, const char *fmt,
-		   ...)
-{
-	va_list ap;
-	int n;
-
-	if (!err || !errlen)
-		return SL_ECONFIG;
-	n = line ? snprintf(err, errlen, "%s:%u: ", name, line) : snprintf(err, errlen, "%s: ", name);
-	if (n >= 0 && (size_t)n < errlen) {
-		va_start(ap, fmt);
-		vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
-		va_end(ap);
-	}
-	return SL_ECONFIG;
 }
 
 /* "4.7.28", "5.7", "4": 1..3 numeric components into st; count or -1. */
@@ -146,25 +126,6 @@ static bool name_ok(const char *s, size_t max)
 		if (!isalnum((unsigned char)*s) && *s != '-' && *s != '_' && *s != '.')
 			return false;
 	return true;
-}
-
-static int parse_factor(const char *s, double *out)
-{
-	char *end;
-	double v;
-
-	errno = 0;
-	v = strtod(s, &end);
-	if (errno || end == s)
-		return -1;
-	if (*end == '%') {
-		v /= 100;
-		end++;
-	}
-	if (*end || !(v >= 0 && v <= 1))
-		return -1;
-	*out = v;
-	return 0;
 }
 
 /* One line's tokens after the provider into r; 0 or -1 with a message. */
@@ -249,7 +210,7 @@ static int parse_rule(const char *p, struct rule *r, char *msg, size_t msglen)
 			}
 		} else if (!strcmp(k, "factor") || !strcmp(k, "step")) {
 			double d;
-			if (parse_factor(v, &d) < 0) {
+			if (config_parse_fraction(v, &d) < 0) {
 				snprintf(msg, msglen, "bad %.8s \"%.20s\" (a number in 0..1 or a percentage)",
 					 k, v);
 				return -1;
@@ -364,11 +325,11 @@ int response_rules_parse(const char *text, size_t len, const char *name,
 
 		lineno++;
 		if ((size_t)(le - p) > LINE_MAX_LEN) {
-			rc = set_err(err, errlen, name, lineno, "line too long");
+			rc = config_error_at(err, errlen, name, lineno, "line too long");
 			goto fail;
 		}
 		if (memchr(p, 0, (size_t)(le - p))) {
-			rc = set_err(err, errlen, name, lineno, "NUL byte");
+			rc = config_error_at(err, errlen, name, lineno, "NUL byte");
 			goto fail;
 		}
 		memcpy(line, p, (size_t)(le - p));
@@ -382,13 +343,13 @@ int response_rules_parse(const char *text, size_t len, const char *name,
 		memset(&r, 0, sizeof r);
 		r.line = lineno;
 		if (t < 0 || (strcmp(word, "*") && !name_ok(word, RESPONSE_KEY_MAX))) {
-			rc = set_err(err, errlen, name, lineno, "bad provider (a name or '*')");
+			rc = config_error_at(err, errlen, name, lineno, "bad provider (a name or '*')");
 			goto fail;
 		}
 		if (strcmp(word, "*"))
 			strcpy(r.provider, word);
 		if (parse_rule(q, &r, msg, sizeof msg) < 0) {
-			rc = set_err(err, errlen, name, lineno, "%s", msg);
+			rc = config_error_at(err, errlen, name, lineno, "%s", msg);
 			goto fail;
 		}
 		if (!r.name[0]) {
@@ -422,9 +383,9 @@ int response_rules_load(const char *path, struct response_rules **out, char *err
 		err[0] = 0;
 	rc = sl_file_read(path, RULES_FILE_MAX, &text, &len);
 	if (rc == SL_ETOOBIG)
-		return set_err(err, errlen, path, 0, "file larger than %u bytes", RULES_FILE_MAX);
+		return config_error_at(err, errlen, path, 0, "file larger than %u bytes", RULES_FILE_MAX);
 	if (rc < 0) {
-		set_err(err, errlen, path, 0, "%s", sl_strerror(rc));
+		config_error_at(err, errlen, path, 0, "%s", sl_strerror(rc));
 		return rc;
 	}
 	rc = response_rules_parse(text, len, path, out, err, errlen);
