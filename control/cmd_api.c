@@ -103,6 +103,49 @@ int cmd_api_request(struct cmd_api *a, const char *method, const char *path, con
 	return 1;
 }
 
+int cmd_api_get_all(struct cmd_api *a, const char *base, const char *after, size_t max,
+		    json_t **items)
+{
+	char path[2048], cur[800] = "";
+	json_t *all = json_array(), *page;
+	int rc = 0;
+
+	if (!all)
+		return 1;
+	if (after)
+		snprintf(cur, sizeof cur, "%s", after);
+	for (int n = 0; n < 100000; n++) {
+		size_t left = max ? max - json_array_size(all) : 1000;
+		const char *next;
+
+		snprintf(path, sizeof path, "%s%climit=%zu%s%s", base, strchr(base, '?') ? '&' : '?',
+			 left > 1000 ? 1000 : left, cur[0] ? "&after=" : "", cur);
+		if ((rc = cmd_api_request(a, "GET", path, NULL, &page)))
+			break;
+		json_array_extend(all, json_object_get(page, "items"));
+		next = json_string_value(json_object_get(page, "next"));
+		if (next)
+			api_client_escape(next, cur, sizeof cur);
+		json_decref(page);
+		if (!next || (max && json_array_size(all) >= max))
+			break;
+	}
+	if (rc) {
+		json_decref(all);
+		return rc;
+	}
+	*items = all;
+	return 0;
+}
+
+void cmd_api_print_items(const json_t *items)
+{
+	json_t *o = json_pack("{s:O,s:n}", "items", items, "next");
+
+	cmd_api_print_json(o);
+	json_decref(o);
+}
+
 void cmd_api_print_json(const json_t *j)
 {
 	char *s = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);

@@ -54,8 +54,17 @@ int cmd_api_connect(struct cmd_api *a);
  * the API's error or why it could not be reached. */
 int cmd_api_request(struct cmd_api *a, const char *method, const char *path, const json_t *body,
 		    json_t **out);
+/* Every page of a paginated list: GET base (a path, maybe with a query)
+ * with "limit=" and, from the second page on (or from the start when
+ * after is given, already escaped), "after=CURSOR", until "next" is null
+ * or max items were read (0 = all). 0 with *items (caller decrefs), or 1
+ * after printing why. */
+int cmd_api_get_all(struct cmd_api *a, const char *base, const char *after, size_t max,
+		    json_t **items);
 /* Print j indented, with a newline. */
 void cmd_api_print_json(const json_t *j);
+/* Print a whole list as --json does: {"items": [...], "next": null}. */
+void cmd_api_print_items(const json_t *items);
 /* "2026-11-23 12:00:00Z" for wall-clock ms; "-" for 0. */
 void cmd_api_time(uint64_t ms, char out[32]);
 /* A string member, "" when absent; an integer member as text ("-" null). */

@@ -24,7 +24,7 @@ int cmd_audit(int argc, char **argv)
 					{ "--after", &after, NULL } };
 	char path[768], t[256] = "", cur[32] = "";
 	long want = -1;
-	json_t *all, *page, *v;
+	json_t *all, *v;
 	struct cmd_table tb;
 	struct cmd_api a;
 	size_t i;
@@ -55,29 +55,13 @@ int cmd_audit(int argc, char **argv)
 		api_client_escape(after, cur, sizeof cur);
 	if ((rc = cmd_api_connect(&a)))
 		return rc;
-	all = json_array();
-	for (int n = 0; n < 10000; n++) {
-		long left = want < 0 ? 1000 : want - (long)json_array_size(all);
-
-		snprintf(path, sizeof path, "/v1/audit?limit=%ld%s%s%s%s", left > 1000 ? 1000 : left,
-			 t[0] ? "&tenant=" : "", t, cur[0] ? "&after=" : "", cur);
-		if ((rc = cmd_api_request(&a, "GET", path, NULL, &page)))
-			break;
-		json_array_extend(all, json_object_get(page, "items"));
-		const char *next = json_string_value(json_object_get(page, "next"));
-
-		if (next)
-			api_client_escape(next, cur, sizeof cur);
-		json_decref(page);
-		if (!next || (want > 0 && (long)json_array_size(all) >= want))
-			break;
-	}
-	if (!rc && a.json) {
-		json_t *o = json_pack("{s:O,s:n}", "items", all, "next");
-
-		cmd_api_print_json(o);
-		json_decref(o);
-	} else if (!rc) {
+	snprintf(path, sizeof path, "/v1/audit%s%s", t[0] ? "?tenant=" : "", t);
+	if ((rc = cmd_api_get_all(&a, path, after ? cur : NULL, want < 0 ? 0 : (size_t)want,
+				  &all)))
+		return rc;
+	if (a.json) {
+		cmd_api_print_items(all);
+	} else {
 		cmd_table_init(&tb, 6, hdr);
 		json_array_foreach(all, i, v) {
 			char seq[24], when[32];

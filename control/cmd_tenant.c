@@ -77,36 +77,17 @@ static int print_one(struct cmd_api *a, json_t *t)
 
 static int tenant_list(struct cmd_api *a)
 {
-	json_t *all = json_array(), *page;
-	char path[512], after[256] = "";
-	int rc = 0;
+	json_t *all;
+	int rc;
 
-	for (int n = 0; n < 10000; n++) {
-		snprintf(path, sizeof path, "/v1/tenants?limit=1000%s%s", after[0] ? "&after=" : "",
-			 after);
-		if ((rc = cmd_api_request(a, "GET", path, NULL, &page)))
-			break;
-		json_array_extend(all, json_object_get(page, "items"));
-		const char *next = json_string_value(json_object_get(page, "next"));
-
-		if (next)
-			api_client_escape(next, after, sizeof after);
-		json_decref(page);
-		if (!next)
-			break;
-	}
-	if (!rc) {
-		if (a->json) {
-			json_t *o = json_pack("{s:O,s:n}", "items", all, "next");
-
-			cmd_api_print_json(o);
-			json_decref(o);
-		} else {
-			print_tenants(all);
-		}
-	}
+	if ((rc = cmd_api_get_all(a, "/v1/tenants", NULL, 0, &all)))
+		return rc;
+	if (a->json)
+		cmd_api_print_items(all);
+	else
+		print_tenants(all);
 	json_decref(all);
-	return rc;
+	return 0;
 }
 
 static int need_args(struct cmd_api *a, int n, const char *what)

@@ -18,34 +18,20 @@ static const char token_help[] =
 static int token_list(struct cmd_api *a, const char *tenant)
 {
 	static const char *const hdr[] = { "ID", "ROLE", "TENANT", "CREATED" };
-	char path[512], after[64] = "", t[256] = "";
-	json_t *all = json_array(), *page, *v;
+	char path[512], t[256] = "";
+	json_t *all, *v;
 	struct cmd_table tb;
 	size_t i;
-	int rc = 0;
+	int rc;
 
 	if (tenant)
 		api_client_escape(tenant, t, sizeof t);
-	for (int n = 0; n < 10000; n++) {
-		snprintf(path, sizeof path, "/v1/tokens?limit=1000%s%s%s%s", t[0] ? "&tenant=" : "",
-			 t, after[0] ? "&after=" : "", after);
-		if ((rc = cmd_api_request(a, "GET", path, NULL, &page)))
-			break;
-		json_array_extend(all, json_object_get(page, "items"));
-		const char *next = json_string_value(json_object_get(page, "next"));
-
-		if (next)
-			api_client_escape(next, after, sizeof after);
-		json_decref(page);
-		if (!next)
-			break;
-	}
-	if (!rc && a->json) {
-		json_t *o = json_pack("{s:O,s:n}", "items", all, "next");
-
-		cmd_api_print_json(o);
-		json_decref(o);
-	} else if (!rc) {
+	snprintf(path, sizeof path, "/v1/tokens%s%s", t[0] ? "?tenant=" : "", t);
+	if ((rc = cmd_api_get_all(a, path, NULL, 0, &all)))
+		return rc;
+	if (a->json) {
+		cmd_api_print_items(all);
+	} else {
 		cmd_table_init(&tb, 4, hdr);
 		json_array_foreach(all, i, v) {
 			char created[32];
