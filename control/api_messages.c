@@ -79,12 +79,10 @@ static void inject_suppress(const struct api_dataplane *dp, struct inject_batch 
 
 /* API thread: a tenant in the sandbox may send only to the addresses it
  * has verified (verify-by-email); every other recipient is rejected. */
-static void inject_sandbox(struct api_request *req, struct inject_batch *b, const char *tenant)
+static void inject_sandbox(struct api_request *req, struct inject_batch *b, const char *tenant,
+			   enum tenant_state state)
 {
-	struct store_tenant st;
-
-	if (!api_store(req) || store_tenant_get(api_store(req), tenant, &st) < 0 ||
-	    st.state != TENANT_SANDBOX)
+	if (state != TENANT_SANDBOX || !api_store(req))
 		return;
 	for (size_t i = 0; i < b->n_msgs; i++)
 		for (size_t j = 0; j < b->msgs[i].n_rcpts; j++) {
@@ -145,9 +143,11 @@ static void inject_on_loop(struct mailbox_wait *w, void *arg)
 	inject_suppressed_events(c);
 }
 
-/* Which tenant injects, and may it? 0, or an error already answered. */
+/* Which tenant injects, in which state (*state), and may it? 0, or an
+ * error already answered. */
 static int inject_tenant(struct api_request *req, struct api_response *resp,
-			 const struct api_dataplane *dp, const char **tenant)
+			 const struct api_dataplane *dp, const char **tenant,
+			 enum tenant_state *state)
 {
 	const struct api_principal *who = api_principal(req);
 	const struct tenant_refusal *ref;
@@ -162,6 +162,7 @@ static int inject_tenant(struct api_request *req, struct api_response *resp,
 	}
 	/* The control store's lifecycle state decides; a tenant only in the
 	 * configuration file (no store entry) sends as active. */
+	*state = TENANT_ACTIVE;
 	rc = api_store(req) ? store_tenant_get(api_store(req), *tenant, &st) : SL_ENOTFOUND;
 	if (rc == SL_ENOTFOUND) {
 		if (config_tenant_by_name(dp->cfg, *tenant))
@@ -173,6 +174,7 @@ static int inject_tenant(struct api_request *req, struct api_response *resp,
 		api_error_errno(resp, rc, NULL);
 		return rc;
 	}
+	*state = st.state;
 	ref = tenant_inject_refusal(st.state);
 	if (ref) {
 		api_error(resp, (unsigned)ref->http_status, ref->error, "%s", ref->text);
@@ -188,13 +190,14 @@ static int messages_inject(struct api_request *req, struct api_response *resp)
 	struct inject_call c;
 	struct sl_buf out = { 0 };
 	const char *tenant, *body;
+	enum tenant_state state;
 	char err[256];
 	size_t len;
 	int rc;
 
 	if (!dp || !api_mailbox(req))
 		return api_error(resp, 503, "unavailable", "the data plane is not running");
-	if (inject_tenant(req, resp, dp, &tenant) < 0)
+	if (inject_tenant(req, resp, dp, &tenant, &state) < 0)
 		return 0;
 	body = api_body(req, &len);
 	rc = inject_parse(body ? body : "", len, &dp->limits, loop_wall_ms(), &b, err, sizeof err);
@@ -203,7 +206,7 @@ static int messages_inject(struct api_request *req, struct api_response *resp)
 	if (rc < 0)
 		return rc;
 	snprintf(b.peer, sizeof b.peer, "%s", api_principal(req)->actor);
-	inject_sandbox(req, &b, tenant);
+	inject_sandbox(req, &b, tenant, state);
 	inject_suppress(dp, &b, tenant);
 	c = (struct inject_call){ .dp = dp, .b = &b, .tenant = tenant };
 	rc = mailbox_await(api_mailbox(req), inject_on_loop, &c);
