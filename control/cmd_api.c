@@ -103,6 +103,17 @@ int cmd_api_request(struct cmd_api *a, const char *method, const char *path, con
 	return 1;
 }
 
+void cmd_api_query_add(char *path, size_t len, const char *key, const char *value)
+{
+	char esc[800];
+	size_t n = strlen(path);
+
+	if (!value || n >= len)
+		return;
+	api_client_escape(value, esc, sizeof esc);
+	snprintf(path + n, len - n, "%c%s=%s", strchr(path, '?') ? '&' : '?', key, esc);
+}
+
 int cmd_api_get_all(struct cmd_api *a, const char *base, const char *after, size_t max,
 		    json_t **items)
 {

@@ -61,6 +61,9 @@ int cmd_api_request(struct cmd_api *a, const char *method, const char *path, con
  * after printing why. */
 int cmd_api_get_all(struct cmd_api *a, const char *base, const char *after, size_t max,
 		    json_t **items);
+/* Append "?key=value" (or "&key=...", when path has a query already) to
+ * path, value percent-encoded; nothing when value is NULL. */
+void cmd_api_query_add(char *path, size_t len, const char *key, const char *value);
 /* Print j indented, with a newline. */
 void cmd_api_print_json(const json_t *j);
 /* Print a whole list as --json does: {"items": [...], "next": null}. */

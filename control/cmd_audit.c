@@ -22,7 +22,7 @@ int cmd_audit(int argc, char **argv)
 	const struct cmd_opt opts[] = { { "--tenant", &tenant, NULL },
 					{ "--limit", &limit, NULL },
 					{ "--after", &after, NULL } };
-	char path[768], t[256] = "", cur[32] = "";
+	char path[768], cur[32] = "";
 	long want = -1;
 	json_t *all, *v;
 	struct cmd_table tb;
@@ -49,13 +49,12 @@ int cmd_audit(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (tenant)
-		api_client_escape(tenant, t, sizeof t);
 	if (after)
 		api_client_escape(after, cur, sizeof cur);
 	if ((rc = cmd_api_connect(&a)))
 		return rc;
-	snprintf(path, sizeof path, "/v1/audit%s%s", t[0] ? "?tenant=" : "", t);
+	snprintf(path, sizeof path, "/v1/audit");
+	cmd_api_query_add(path, sizeof path, "tenant", tenant);
 	if ((rc = cmd_api_get_all(&a, path, after ? cur : NULL, want < 0 ? 0 : (size_t)want,
 				  &all)))
 		return rc;

@@ -73,7 +73,7 @@ int cmd_events(int argc, char **argv)
 					{ "--event", &kind, NULL },
 					{ "--limit", &limit, NULL },
 					{ "--follow", NULL, &follow } };
-	char query[1024], esc[512], cursor[32] = "";
+	char query[1024], cursor[32] = "";
 	struct cmd_api a;
 	json_t *page;
 	int rc;
@@ -98,19 +98,11 @@ int cmd_events(int argc, char **argv)
 		return rc;
 	signal(SIGINT, on_int);
 	for (bool first = true; !interrupted; first = false) {
-		size_t n = (size_t)snprintf(query, sizeof query, "/v1/events?limit=%s",
-					    limit ? limit : "50");
-
-		if (tenant) {
-			api_client_escape(tenant, esc, sizeof esc);
-			n += (size_t)snprintf(query + n, sizeof query - n, "&tenant=%s", esc);
-		}
-		if (kind) {
-			api_client_escape(kind, esc, sizeof esc);
-			n += (size_t)snprintf(query + n, sizeof query - n, "&event=%s", esc);
-		}
-		if (cursor[0])
-			snprintf(query + n, sizeof query - n, "&after=%s", cursor);
+		snprintf(query, sizeof query, "/v1/events");
+		cmd_api_query_add(query, sizeof query, "limit", limit ? limit : "50");
+		cmd_api_query_add(query, sizeof query, "tenant", tenant);
+		cmd_api_query_add(query, sizeof query, "event", kind);
+		cmd_api_query_add(query, sizeof query, "after", cursor[0] ? cursor : NULL);
 		if ((rc = cmd_api_request(&a, "GET", query, NULL, &page)))
 			return rc;
 		print_events(&a, json_object_get(page, "items"), first);

@@ -22,18 +22,6 @@ static const char queue_help[] =
 	"purge    remove matching recipients (a \"purged\" event each); needs a selector\n"
 	"The selector fields must all match; a tenant token acts on its own mail only.\n";
 
-/* Append "&key=value" (escaped) to q when value is set. */
-static void query_add(char *q, size_t qlen, const char *key, const char *value)
-{
-	char esc[512];
-	size_t n = strlen(q);
-
-	if (!value)
-		return;
-	api_client_escape(value, esc, sizeof esc);
-	snprintf(q + n, qlen - n, "%s%s=%s", n ? "&" : "?", key, esc);
-}
-
 static int queue_list(struct cmd_api *a, const char *by, const char *tenant, const char *domain,
 		      const char *stream)
 {
@@ -42,23 +30,18 @@ static int queue_list(struct cmd_api *a, const char *by, const char *tenant, con
 					   "LAST_RESPONSE" };
 	static const char *const nums[] = { "deliveries", "recipients", "ready", "active",
 					    "deferred",   "paused",     "oldest_age_s" };
-	char path[2048] = "";
+	char path[2048] = "/v1/queues";
 	struct cmd_table tb;
 	json_t *r, *v;
 	size_t i;
 	int rc;
 
-	query_add(path, sizeof path, "by", by);
-	query_add(path, sizeof path, "tenant", tenant);
-	query_add(path, sizeof path, "domain", domain);
-	query_add(path, sizeof path, "stream", stream);
-	{
-		char full[2100];
-
-		snprintf(full, sizeof full, "/v1/queues%s", path);
-		if ((rc = cmd_api_request(a, "GET", full, NULL, &r)))
-			return rc;
-	}
+	cmd_api_query_add(path, sizeof path, "by", by);
+	cmd_api_query_add(path, sizeof path, "tenant", tenant);
+	cmd_api_query_add(path, sizeof path, "domain", domain);
+	cmd_api_query_add(path, sizeof path, "stream", stream);
+	if ((rc = cmd_api_request(a, "GET", path, NULL, &r)))
+		return rc;
 	if (a->json) {
 		cmd_api_print_json(r);
 		json_decref(r);

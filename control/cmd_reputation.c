@@ -23,15 +23,14 @@ static const char suppress_help[] =
 static int suppress_list(struct cmd_api *a, const char *tenant)
 {
 	static const char *const hdr[] = { "TENANT", "ADDRESS", "REASON", "ADDED" };
-	char path[1024], t[256] = "";
+	char path[1024];
 	json_t *all, *v;
 	struct cmd_table tb;
 	size_t i;
 	int rc;
 
-	if (tenant)
-		api_client_escape(tenant, t, sizeof t);
-	snprintf(path, sizeof path, "/v1/suppressions%s%s", t[0] ? "?tenant=" : "", t);
+	snprintf(path, sizeof path, "/v1/suppressions");
+	cmd_api_query_add(path, sizeof path, "tenant", tenant);
 	if ((rc = cmd_api_get_all(a, path, NULL, 0, &all)))
 		return rc;
 	if (a->json) {

@@ -18,15 +18,14 @@ static const char token_help[] =
 static int token_list(struct cmd_api *a, const char *tenant)
 {
 	static const char *const hdr[] = { "ID", "ROLE", "TENANT", "CREATED" };
-	char path[512], t[256] = "";
+	char path[512];
 	json_t *all, *v;
 	struct cmd_table tb;
 	size_t i;
 	int rc;
 
-	if (tenant)
-		api_client_escape(tenant, t, sizeof t);
-	snprintf(path, sizeof path, "/v1/tokens%s%s", t[0] ? "?tenant=" : "", t);
+	snprintf(path, sizeof path, "/v1/tokens");
+	cmd_api_query_add(path, sizeof path, "tenant", tenant);
 	if ((rc = cmd_api_get_all(a, path, NULL, 0, &all)))
 		return rc;
 	if (a->json) {
