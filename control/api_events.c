@@ -63,7 +63,7 @@ static int events_list(struct api_request *req, struct api_response *resp)
 	const struct api_principal *who = api_principal(req);
 	const char *tenant = api_query(req, "tenant"), *kind = api_query(req, "event");
 	const char *after, *path;
-	uint64_t size, from, next;
+	uint64_t size, from, next, span;
 	size_t limit, got, start, end;
 	char *buf, cursor[24];
 	json_t *items;
@@ -94,12 +94,12 @@ static int events_list(struct api_request *req, struct api_response *resp)
 		if (from > size)
 			from = 0; /* rotated */
 	}
+	/* A tail is bounded by where it starts; a forward page by EVENTS_READ_MAX. */
+	span = size > from ? size - from : 0;
+	if (!tail && span > EVENTS_READ_MAX)
+		span = EVENTS_READ_MAX;
 	got = 0;
-	buf = size > from ? read_span(path, from, tail ? size - from
-							: (size - from > EVENTS_READ_MAX ? EVENTS_READ_MAX
-											 : size - from),
-				      &got)
-			  : NULL;
+	buf = span ? read_span(path, from, span, &got) : NULL;
 	items = json_array();
 	if (!items) {
 		free(buf);
