@@ -106,6 +106,11 @@ void config_defaults(struct sl_config *cfg)
 	cfg->warmup_clock_scale = 1;
 	set_v4(&cfg->metrics_addr, &cfg->metrics_addr_len, "127.0.0.1", 9025);
 
+	cfg->link_check.dns_timeout_ms = 2 * SEC;
+	cfg->link_check.max_scan = 1 * MIB;
+	cfg->link_check.max_hosts = 20;
+	cfg->dnsbl.interval_ms = HOUR;
+
 	cfg->dpdk.rx_descriptors = 1024;
 	cfg->dpdk.tx_descriptors = 1024;
 	cfg->dpdk.mbufs = 8191;
@@ -355,6 +360,8 @@ static const char *const top_keys[] = {
 	"dpdk",
 	"bounces",
 	"sender_auth",
+	"link_check",
+	"dnsbl",
 };
 static const char *const listener_keys[] = {
 	"name", "address", "tls", "relay_networks", "relay_tenant",
@@ -406,6 +413,11 @@ static const char *const bounces_keys[] = {
 	"return_path_domain", "secret_file", "fbl_address", "domains",
 	"response_rules", "policy", "spamtraps", "bounce_rules",
 };
+
+static const char *const link_check_keys[] = {
+	"action", "blocklist", "uribl_zones", "dns_timeout", "max_scan", "max_hosts",
+};
+static const char *const dnsbl_keys[] = { "zones", "interval" };
 
 #define KEYS(a) a, ARRAY_LEN(a)
 
@@ -2006,6 +2018,83 @@ static int parse_bounces(struct ctx *c, const struct node *m)
 	return rc;
 }
 
+/* A list of DNS zones (link_check.uribl_zones, dnsbl.zones). */
+static int get_zones(struct ctx *c, const struct node *v, char ***out, size_t *n)
+{
+	int rc = expect_seq(c, v);
+
+	if (!rc && v->n && !(*out = calloc(v->n, sizeof(char *))))
+		rc = nomem(c);
+	for (size_t j = 0; !rc && j < v->n; j++) {
+		size_t o2 = path_push(c, "[%zu]", j);
+
+		rc = get_domain(c, v->kids[j], false, &(*out)[j]);
+		if (!rc) {
+			(*n)++;
+			path_pop(c, o2);
+		}
+	}
+	return rc;
+}
+
+static int parse_link_check(struct ctx *c, const struct node *m)
+{
+	struct sl_link_check_cfg *l = &c->cfg->link_check;
+	int rc = check_keys(c, m, KEYS(link_check_keys));
+	const char *s;
+
+	l->enabled = true;
+	for (size_t i = 0; !rc && i + 1 < m->n; i += 2) {
+		const struct node *v = m->kids[i + 1];
+		size_t old = path_key(c, m->kids[i]->val);
+
+		switch (key_index(KEYS(link_check_keys), m->kids[i]->val)) {
+		case 0:
+			if ((rc = scalar(c, v, "reject, hold or log", &s)))
+				break;
+			if (!strcmp(s, "reject"))
+				l->action = SL_LINK_REJECT;
+			else if (!strcmp(s, "hold"))
+				l->action = SL_LINK_HOLD;
+			else if (!strcmp(s, "log"))
+				l->action = SL_LINK_LOG;
+			else
+				rc = bad(c, v, "'%s' is not an action (reject, hold or log)", show(c, s));
+			break;
+		case 1: rc = get_text(c, v, &l->blocklist); break;
+		case 2: rc = get_zones(c, v, &l->uribl_zones, &l->n_uribl_zones); break;
+		case 3: rc = get_duration(c, v, 1, 60 * SEC, &l->dns_timeout_ms); break;
+		case 4: rc = get_size(c, v, 1024, 64 * MIB, &l->max_scan); break;
+		case 5: rc = get_uint(c, v, 1, 1000, &l->max_hosts); break;
+		}
+		if (!rc)
+			path_pop(c, old);
+	}
+	return rc;
+}
+
+static int parse_dnsbl(struct ctx *c, const struct node *m)
+{
+	struct sl_dnsbl_cfg *d = &c->cfg->dnsbl;
+	int rc = check_keys(c, m, KEYS(dnsbl_keys));
+
+	d->enabled = true;
+	for (size_t i = 0; !rc && i + 1 < m->n; i += 2) {
+		const struct node *v = m->kids[i + 1];
+		size_t old = path_key(c, m->kids[i]->val);
+
+		switch (key_index(KEYS(dnsbl_keys), m->kids[i]->val)) {
+		case 0: rc = get_zones(c, v, &d->zones, &d->n_zones); break;
+		case 1: rc = get_duration(c, v, 100, 7 * DAY, &d->interval_ms); break;
+		}
+		if (!rc)
+			path_pop(c, old);
+	}
+	if (!rc && !d->n_zones)
+		rc = missing(c, m, "zones");
+	return rc;
+}
+
 /* List names for a "did you mean" or "known: ..." hint. */
 static void names_hint(char *buf, size_t len, const char *word, const char *const *names, size_t n,
 		       size_t stride, const char *what)
@@ -2148,6 +2237,8 @@ static int parse_root(struct ctx *c, const struct node *root)
 		case 15: rc = parse_dpdk(c, v); break;
 		case 16: rc = parse_bounces(c, v); break;
 		case 17: rc = parse_sender_auth(c, v); break;
+		case 18: rc = parse_link_check(c, v); break;
+		case 19: rc = parse_dnsbl(c, v); break;
 		}
 		if (rc)
 			return rc;
@@ -2162,6 +2253,10 @@ static int parse_root(struct ctx *c, const struct node *root)
 	if (c->cfg->bounces.enabled && !c->cfg->control.enabled)
 		return bad(c, map_get(root, "bounces"),
 			   "bounces needs the control section (suppression lists live in its store)");
+	if (c->cfg->link_check.enabled && c->cfg->link_check.action == SL_LINK_HOLD &&
+	    !c->cfg->control.enabled)
+		return bad(c, map_get(root, "link_check"),
+			   "link_check action hold needs the control section (tenant holds live in its store)");
 	for (size_t i = 0; i < c->cfg->n_listeners; i++)
 		if (c->cfg->listeners[i].inbound && !c->cfg->bounces.enabled) {
 			path_set(c, "listeners[%zu].%s", i, "inbound");
@@ -2431,6 +2526,13 @@ void config_free(struct sl_config *cfg)
 	free(cfg->dns.servers);
 	free(cfg->dns.server_lens);
 	free(cfg->events_path);
+	free(cfg->link_check.blocklist);
+	for (size_t i = 0; i < cfg->link_check.n_uribl_zones; i++)
+		free(cfg->link_check.uribl_zones[i]);
+	free(cfg->link_check.uribl_zones);
+	for (size_t i = 0; i < cfg->dnsbl.n_zones; i++)
+		free(cfg->dnsbl.zones[i]);
+	free(cfg->dnsbl.zones);
 	free(cfg->control.store);
 	free(cfg->control.api_address);
 	free(cfg->control.api_tls_cert);

@@ -163,6 +163,28 @@ struct sl_sender_auth_cfg {
 	char *unsubscribe_secret;   /* sender_auth.unsubscribe_secret: HMAC key of those links */
 };
 
+/* Outbound link checking at acceptance (link_check: section, docs/abuse.md);
+ * absent = off. */
+enum sl_link_action { SL_LINK_REJECT = 0, SL_LINK_HOLD, SL_LINK_LOG };
+struct sl_link_check_cfg {
+	bool enabled;               /* the section is present */
+	enum sl_link_action action; /* link_check.action: reject | hold | log; default reject (hold needs control:) */
+	char *blocklist;            /* link_check.blocklist: domains, one a line (subdomains match); default none */
+	char **uribl_zones;         /* link_check.uribl_zones: DNS URI blocklists; default none */
+	size_t n_uribl_zones;
+	uint64_t dns_timeout_ms;    /* link_check.dns_timeout: then accept (fail open); default 2s */
+	size_t max_scan;            /* link_check.max_scan: decoded text bytes scanned per message; default 1M */
+	unsigned max_hosts;         /* link_check.max_hosts: distinct hosts checked per message; default 20 */
+};
+
+/* Periodic DNSBL self-check of the source IPs (dnsbl: section); absent = off. */
+struct sl_dnsbl_cfg {
+	bool enabled;               /* the section is present */
+	char **zones;               /* dnsbl.zones, required: e.g. zen.spamhaus.org */
+	size_t n_zones;
+	uint64_t interval_ms;       /* dnsbl.interval, default 1h (plus once at start) */
+};
+
 /* The control plane (control: section); absent = no store, no admin API. */
 struct sl_control_cfg {
 	bool enabled;        /* the section is present */
@@ -212,6 +234,8 @@ struct sl_config {
 	struct sl_control_cfg control;
 	struct sl_sender_auth_cfg sender_auth;
 	struct sl_bounces_cfg bounces;
+	struct sl_link_check_cfg link_check;
+	struct sl_dnsbl_cfg dnsbl;
 };
 
 /* Fill cfg with every default (and no listeners, tenants, pools, routes). */

@@ -3,11 +3,14 @@
  *
  *   GET /v1/ips   {"items": [{"pool", "ip", "ehlo", "rdns", "fcrdns":
  *                 "ok"|"mismatch"|"unknown", "why", "transport",
- *                 "warmup"}], "next": null}
+ *                 "warmup", "dnsbl": "clean"|"listed"|"off",
+ *                 "dnsbl_zones": "zone,...", "dnsbl_why", "paused"}],
+ *                 "next": null}
  *
  * The daemon renders the list on its loop (api_dataplane.ips_json): the
- * forward-confirmed rDNS results of the check at start (dataplane/fcrdns.h)
- * and each IP's warm-up schedule. Operators only.
+ * forward-confirmed rDNS results of the check at start (dataplane/fcrdns.h),
+ * each IP's warm-up schedule and its DNSBL self-check (dataplane/dnsbl.h;
+ * paused: a listed IP sends nothing). Operators only.
  */
 #include "api.h"
 #include "api_dataplane.h"

@@ -9,12 +9,13 @@
 static const char ip_help[] =
 	"usage: sluicectl ip list [--json] [--api URL] [--token T] [-c FILE]\n"
 	"  the pools' source IPs: EHLO name, reverse DNS and whether it is\n"
-	"  forward-confirmed (ok / mismatch / unknown), transport, warm-up\n";
+	"  forward-confirmed (ok / mismatch / unknown), transport, warm-up,\n"
+	"  DNSBL self-check (clean / the zones listing it: the IP is paused / off)\n";
 
 int cmd_ip(int argc, char **argv)
 {
 	static const char *const hdr[] = { "POOL", "IP", "EHLO", "RDNS", "FCRDNS", "TRANSPORT",
-					   "WARMUP", "WHY" };
+					   "WARMUP", "DNSBL", "WHY" };
 	struct cmd_table tb;
 	struct cmd_api a;
 	json_t *page, *v;
@@ -41,13 +42,16 @@ int cmd_ip(int argc, char **argv)
 	if (a.json) {
 		cmd_api_print_json(page);
 	} else {
-		cmd_table_init(&tb, 8, hdr);
+		cmd_table_init(&tb, 9, hdr);
 		json_array_foreach(json_object_get(page, "items"), i, v) {
 			const char *rdns = cmd_api_str(v, "rdns");
-			const char *row[8] = { cmd_api_str(v, "pool"), cmd_api_str(v, "ip"),
+			const char *zones = cmd_api_str(v, "dnsbl_zones");
+			const char *bl = zones[0] ? zones : cmd_api_str(v, "dnsbl");
+			const char *row[9] = { cmd_api_str(v, "pool"), cmd_api_str(v, "ip"),
 					       cmd_api_str(v, "ehlo"), rdns[0] ? rdns : "-",
 					       cmd_api_str(v, "fcrdns"), cmd_api_str(v, "transport"),
-					       cmd_api_str(v, "warmup"), cmd_api_str(v, "why") };
+					       cmd_api_str(v, "warmup"), bl[0] ? bl : "-",
+					       cmd_api_str(v, "why") };
 
 			cmd_table_add(&tb, row);
 		}

@@ -186,6 +186,29 @@ static bool accept_sign(struct accept_msg *am)
 	return true;
 }
 
+/* Sign (the PUT follows) or put am. */
+static int accept_continue(struct accept_msg *am)
+{
+	if (accept_sign(am))
+		return 0;
+	return accept_put(am);
+}
+
+/* The DNS blocklists answered (or timed out) for am. */
+static void links_done(struct link_guard_req *rq, int verdict)
+{
+	struct accept_msg *am = (struct accept_msg *)((char *)rq - offsetof(struct accept_msg, links));
+	int rc = verdict;
+
+	if (verdict == LINK_GUARD_PASS && (rc = accept_continue(am)) == 0)
+		return;
+	if (verdict == LINK_GUARD_REJECT) {
+		snprintf(am->refusal, sizeof am->refusal, "%s", rq->refusal);
+		rc = ACCEPT_ELINK;
+	}
+	accept_finish(am, rc);
+}
+
 int accept_submit(struct accept *acc, struct accept_msg *am)
 {
 	const struct sl_config *cfg = acc->env.cfg;
@@ -260,9 +283,22 @@ int accept_submit(struct accept *acc, struct accept_msg *am)
 		.rcpts = am->spool_rcpts,
 		.n_rcpts = (uint32_t)am->n_rcpts,
 	};
-	if (accept_sign(am)) /* the PUT follows the signature */
-		return 0;
-	rc = accept_put(am);
+	if (acc->env.links) {
+		am->links = (struct link_guard_req){ .tenant = t->name, .id = am->id,
+						     .message_id = am->message_id, .stream = st,
+						     .body = am->body, .body_len = am->body_len,
+						     .done = links_done };
+		rc = link_guard_check(acc->env.links, &am->links);
+		if (rc == LINK_GUARD_PENDING)
+			return 0; /* links_done goes on */
+		if (rc == LINK_GUARD_REJECT) {
+			snprintf(am->refusal, sizeof am->refusal, "%s", am->links.refusal);
+			rc = ACCEPT_ELINK;
+		}
+		if (rc)
+			goto fail;
+	}
+	rc = accept_continue(am);
 	if (rc == 0)
 		return 0;
 fail:

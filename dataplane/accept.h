@@ -28,6 +28,12 @@
  * quota.h) is refused by accept_submit itself with ACCEPT_EQUOTA and the
  * reason in am->refusal; callers answer it as a temporary failure.
  *
+ * Links: with link checking on, the hosts the message links to are
+ * checked before signing (link_guard.h); a listed host with action reject
+ * refuses it with ACCEPT_ELINK, from accept_submit (local blocklist) or
+ * through done (DNS blocklists, whose answers the message waits for like
+ * it waits for its commit).
+ *
  * Errors passed to done: SL_ETOOBIG / -ENOSPC (spool full), SL_ESPOOL,
  * -ECANCELED (accept_destroy while signing), ACCEPT_ESIGN (DKIM failed),
  * -ENOMEM.
@@ -41,6 +47,7 @@
 
 #include "buf.h"
 #include "config.h"
+#include "link_guard.h"
 #include "offload.h"
 #include "spool.h"
 #include "spool_waiter.h"
@@ -55,6 +62,10 @@ struct metrics;
 #define ACCEPT_ESIGN (-EKEYREJECTED)
 /* accept_submit's result when the tenant's quota is used up. */
 #define ACCEPT_EQUOTA (-EDQUOT)
+/* accept_submit's or done's result when link checking refused the
+ * message (a listed host, link_guard.h): am->refusal names host and list;
+ * callers answer it as a permanent failure (550 5.7.1). */
+#define ACCEPT_ELINK (-ENOLINK)
 
 struct tenant_view;
 
@@ -66,6 +77,8 @@ struct accept_env {
 	const struct sl_config *cfg;
 	/* The daemon's current tenant view (quotas), or NULL: no quotas. */
 	struct tenant_view *const *tenants;
+	/* Outbound link checking (link_check:), or NULL: off. Borrowed. */
+	struct link_guard *links;
 };
 
 struct accept_msg {
@@ -85,7 +98,7 @@ struct accept_msg {
 	const char *received_comment; /* e.g. "using TLSv1.3 TLS_AES_256_GCM_SHA384", or NULL */
 	void (*done)(struct accept_msg *am, int result); /* loop thread */
 	/* out, valid in done; refusal also after ACCEPT_EQUOTA */
-	char refusal[128];
+	char refusal[320];
 	uint64_t id;
 	char message_id[256];
 	/* internal */
@@ -97,6 +110,7 @@ struct accept_msg {
 	struct sl_buf out, sig;
 	struct offload_job sign_job;
 	struct domain_signer *dsigner; /* the verified-domain keys signing it, or NULL */
+	struct link_guard_req links;
 	char from_domain[256];
 	int sign_rc;
 };
@@ -110,8 +124,8 @@ void accept_destroy(struct accept *acc);
 
 /* Start accepting am. 0: done will be called (maybe before this returns);
  * negative: done will not be called (-ENOMEM, -EPIPE spool closing,
- * -EINVAL no recipients, ACCEPT_EQUOTA quota used up: am->refusal says
- * which). */
+ * -EINVAL no recipients, ACCEPT_EQUOTA quota used up, ACCEPT_ELINK a
+ * blocklisted link: am->refusal says which). */
 int accept_submit(struct accept *acc, struct accept_msg *am);
 /* Is tenant over its quota now? why gets the reason when it is. */
 bool accept_quota_over(struct accept *acc, const char *tenant, char *why, size_t whylen);

@@ -150,6 +150,7 @@ struct egress {
 	struct provider_table *providers; /* NULL: no provider rules */
 	struct warmup_gate *gate;         /* NULL: no warm-up */
 	struct reputation *rep;           /* NULL: no VERP, no response rules */
+	bool **ip_paused;                 /* [pool][ip]: the DNSBL check paused it; NULL none yet */
 	uint64_t *c_sessions, *c_connect_fail, *c_tls;
 	int64_t *g_sessions;
 };
@@ -893,6 +894,12 @@ static bool rep_ip_suspended(struct site *se, size_t i, uint64_t now, uint64_t *
 	return true;
 }
 
+/* Has the DNSBL check paused source IP i of pool? */
+static bool ip_paused(const struct egress *eg, size_t pool, size_t i)
+{
+	return eg->ip_paused && eg->ip_paused[pool] && eg->ip_paused[pool][i];
+}
+
 static int session_connect(struct out_session *s)
 {
 	struct dq_egress *de = s->de;
@@ -920,6 +927,8 @@ static bool site_ip_can_open(struct site *se, size_t i, uint64_t now, uint64_t *
 
 	if (max && sp->n_conns + sp->n_connecting >= max)
 		return false;
+	if (ip_paused(se->eg, se->pool_idx, i))
+		return false; /* egress_pause_ip(false) kicks every queue */
 	if (rep_ip_suspended(se, i, now, at))
 		return false;
 	if (!rate_available(&sp->conn_rate, now)) {
@@ -1069,7 +1078,7 @@ static bool session_take_work(struct out_session *s)
 		session_park(s);
 		return false;
 	}
-	if (eg->rep && !rep_session_may_send(s)) {
+	if ((eg->rep && !rep_session_may_send(s)) || ip_paused(eg, se->pool_idx, s->ip_idx)) {
 		smtp_client_quit(s->cl);
 		return false;
 	}
@@ -1569,8 +1578,41 @@ void egress_destroy(struct egress *e)
 		shaping_free(e->shaping);
 	if (e->providers)
 		providers_free(e->providers);
+	for (size_t p = 0; e->ip_paused && p < e->cfg->n_pools; p++)
+		free(e->ip_paused[p]);
+	free(e->ip_paused);
 	free(e->pool_t);
 	free(e);
+}
+
+size_t egress_pause_ip(struct egress *e, const struct sockaddr *ip, bool paused)
+{
+	const struct sl_config *cfg = e->cfg;
+	size_t n = 0;
+
+	if (!e->ip_paused && !(e->ip_paused = calloc(cfg->n_pools, sizeof *e->ip_paused)))
+		return 0;
+	for (size_t p = 0; p < cfg->n_pools; p++)
+		for (size_t i = 0; i < cfg->pools[p].n_ips; i++) {
+			const struct sockaddr_storage *a = &cfg->pools[p].ips[i].addr;
+			bool same = a->ss_family == ip->sa_family &&
+				    (a->ss_family == AF_INET ?
+					     !memcmp(&((const struct sockaddr_in *)a)->sin_addr,
+						     &((const struct sockaddr_in *)ip)->sin_addr, 4) :
+					     !memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
+						     &((const struct sockaddr_in6 *)ip)->sin6_addr, 16));
+
+			if (!same)
+				continue;
+			if (!e->ip_paused[p] &&
+			    !(e->ip_paused[p] = calloc(cfg->pools[p].n_ips, sizeof(bool))))
+				continue;
+			e->ip_paused[p][i] = paused;
+			n++;
+		}
+	if (!paused && n)
+		egress_kick_all(e);
+	return n;
 }
 
 unsigned egress_sessions(const struct egress *e)

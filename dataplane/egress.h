@@ -88,6 +88,15 @@ void egress_kick_all(struct egress *e);
 struct reputation;
 void egress_set_reputation(struct egress *e, struct reputation *r);
 
+/* The DNSBL self-check (dnsbl.h): a paused source IP opens no new
+ * session, and its open sessions take no further message, towards every
+ * provider and in every pool it belongs to; the mail waits for the pool's
+ * other IPs (nothing bounces, no retry is counted). Resuming kicks every
+ * queue. Only the DNSBL check uses this flag, so resuming never lifts a
+ * pause of another kind (warm-up, response rules). Returns how many pool
+ * IPs matched. */
+size_t egress_pause_ip(struct egress *e, const struct sockaddr *ip, bool paused);
+
 /* Close every session (QUIT where possible); in-flight deliveries are
  * given back to the queue. */
 void egress_shutdown(struct egress *e);

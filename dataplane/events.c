@@ -34,6 +34,8 @@ static const char *const kind_json[] = {
 	[EVENT_SUPPRESSED] = "\"suppressed\"", [EVENT_ASYNC_BOUNCE] = "\"async_bounce\"",
 	[EVENT_COMPLAINT] = "\"complaint\"",   [EVENT_POLICY] = "\"policy\"",
 	[EVENT_RESPONSE_RULE] = "\"response_rule\"",
+	[EVENT_LINK_LISTED] = "\"link_listed\"", [EVENT_IP_BLOCKLISTED] = "\"ip_blocklisted\"",
+	[EVENT_IP_DELISTED] = "\"ip_delisted\"",
 };
 
 static void put2(char *p, unsigned v)

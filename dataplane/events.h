@@ -53,6 +53,10 @@ enum event_kind {
 	EVENT_COMPLAINT,      /* "complaint": an ARF report (rcpt: the complainer) */
 	EVENT_POLICY,         /* "policy": a threshold decision (response: the audit text) */
 	EVENT_RESPONSE_RULE,  /* "response_rule": a receiver response rule fired */
+	/* Abuse signals (docs/abuse.md); "response" carries the why. */
+	EVENT_LINK_LISTED,    /* "link_listed": a message links to a blocklisted host */
+	EVENT_IP_BLOCKLISTED, /* "ip_blocklisted": a source IP is listed (source_ip, site: the zone) */
+	EVENT_IP_DELISTED,    /* "ip_delisted": ... and no longer is */
 };
 
 struct event_outcome {

@@ -126,7 +126,7 @@ static void on_timer(struct loop_timer *t)
 static void on_accepted(struct accept_msg *am, int result)
 {
 	struct in_session *s = (struct in_session *)((char *)am - offsetof(struct in_session, am));
-	char text[128];
+	char text[400];
 
 	s->committing = false;
 	if (s->dead) {
@@ -138,6 +138,9 @@ static void on_accepted(struct accept_msg *am, int result)
 	if (result == 0) {
 		snprintf(text, sizeof text, "Ok: queued as %016" PRIx64, am->id);
 		smtp_server_message_result(s->srv, 250, "2.0.0", text);
+	} else if (result == ACCEPT_ELINK) {
+		snprintf(text, sizeof text, "Message refused: %s", am->refusal);
+		smtp_server_message_result(s->srv, 550, "5.7.1", text);
 	} else {
 		smtp_server_message_result(s->srv, 451, "4.3.0",
 					   result == SL_ETOOBIG || result == -ENOSPC ?
@@ -386,11 +389,16 @@ static void session_drive(struct in_session *s)
 		case SMTP_SERVER_EV_MESSAGE:
 			rc = session_accept_message(s, &ev.msg);
 			if (rc == ACCEPT_EQUOTA) {
-				char text[192];
+				char text[512];
 
 				snprintf(text, sizeof text, "Tenant %s: %s, try again later",
 					 session_tenant(s)->name, s->am.refusal);
 				smtp_server_message_result(s->srv, 451, "4.7.1", text);
+			} else if (rc == ACCEPT_ELINK) {
+				char text[400];
+
+				snprintf(text, sizeof text, "Message refused: %s", s->am.refusal);
+				smtp_server_message_result(s->srv, 550, "5.7.1", text);
 			} else if (rc < 0)
 				smtp_server_message_result(s->srv, 451, "4.3.0",
 							   "Local error in processing, try again later");
@@ -561,7 +569,7 @@ int ingress_create(const struct ingress_env *env, struct ingress **out, char *er
 		goto fail;
 	acc_env = (struct accept_env){ .loop = env->loop, .spool = env->spool,
 				       .queue = env->queue, .metrics = env->metrics, .cfg = cfg,
-				       .tenants = env->tenants };
+				       .tenants = env->tenants, .links = env->links };
 	rc = accept_create(&acc_env, &in->acc, err, errlen);
 	if (rc < 0)
 		goto fail;

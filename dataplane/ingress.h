@@ -31,6 +31,7 @@ struct events;
 struct store;
 struct tenant_view;
 struct reputation;
+struct link_guard;
 
 struct ingress_env {
 	struct loop *loop;
@@ -49,6 +50,8 @@ struct ingress_env {
 	 * listeners[].inbound take the appliance's own mail (bounces,
 	 * complaints, verifications) through it instead of the spool. */
 	struct reputation *rep;
+	/* Outbound link checking (NULL: off), for the acceptance path. */
+	struct link_guard *links;
 };
 
 /* Open every configured listener. Errors name the failing listener in

@@ -603,7 +603,8 @@ static void message_done(struct accept_msg *am, int result)
 		m->id = am->id;
 	} else {
 		m->status = INJECT_REJECTED;
-		m->reason = result == SL_ETOOBIG || result == -ENOSPC ? "spool full, try again later" :
+		m->reason = result == ACCEPT_ELINK ? m->am.refusal :
+			    result == SL_ETOOBIG || result == -ENOSPC ? "spool full, try again later" :
 			    result == ACCEPT_ESIGN ? "DKIM signing failed, try again later" :
 						     "local error, try again later";
 	}
@@ -661,6 +662,7 @@ int inject_submit(struct accept *acc, struct inject_batch *b, const char *tenant
 			m->status = INJECT_REJECTED;
 			m->reason = rc == -EPIPE        ? "shutting down, try again later" :
 				    rc == ACCEPT_EQUOTA ? "tenant quota used up, try again later" :
+				    rc == ACCEPT_ELINK  ? m->am.refusal :
 							  "local error, try again later";
 		}
 	}

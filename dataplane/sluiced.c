@@ -16,7 +16,7 @@
  * delivered stays in the spool for the next start. SIGHUP reopens the
  * event log (rotation) and reloads the shaping rules, the providers table
  * and the warm-up schedules (each checked in full first: a bad file keeps
- * the old rules and logs FILE:LINE).
+ * the old rules and logs FILE:LINE) and the link_check blocklist.
  */
 #include "api.h"
 #include "api_dataplane.h"
@@ -25,9 +25,11 @@
 #include "egress.h"
 #include "err.h"
 #include "events.h"
+#include "dnsbl.h"
 #include "fcrdns.h"
 #include "ingress.h"
 #include "json.h"
+#include "link_guard.h"
 #include "log.h"
 #include "loop.h"
 #include "mailbox.h"
@@ -96,6 +98,8 @@ struct daemon {
 	struct warmup_gate *gate;
 	struct warmup_db *wdb;
 	struct fcrdns *fcrdns; /* rDNS of the source IPs, checked at start */
+	struct dnsbl *dnsbl;   /* DNSBL self-check of the source IPs (NULL: off) */
+	struct link_guard *links; /* outbound link checking (NULL: off) */
 	uint64_t warm_flushed_ms, warm_polled_ms, warm_applied;
 	uint64_t warm_origin_wall, warm_origin_mono; /* the warm-up clock's start */
 	/* The control plane (control: section). */
@@ -417,6 +421,15 @@ static void daemon_reload(struct daemon *d)
 			d->cfg->shaping_rules ? d->cfg->shaping_rules : "(none)",
 			d->cfg->shaping_providers ? d->cfg->shaping_providers : "(none)");
 	warm_reload(d);
+	if (d->links) {
+		rc = link_guard_reload(d->links, err, sizeof err);
+		if (rc < 0)
+			sl_err("reload: %s (keeping the old link blocklist)",
+			       err[0] ? err : sl_strerror(rc));
+		else if (d->cfg->link_check.blocklist)
+			sl_info("reload: link blocklist %s: %zu domain(s)", d->cfg->link_check.blocklist,
+				link_guard_blocklist_count(d->links));
+	}
 }
 
 /* --- source IPs: forward-confirmed rDNS, `sluicectl ip list` ----------- */
@@ -431,6 +444,45 @@ static void fcrdns_done(void *ctx, const struct fcrdns_result *r)
 			fcrdns_status_name(r->status), r->why);
 }
 
+/* An (IP, zone) pair of the DNSBL self-check changed: pause or resume the
+ * IP (only the check's own pause), alarm, event, metric. */
+static void dnsbl_changed(void *ctx, const struct dnsbl_ip *ip, const char *zone, bool listed,
+			  const char *answer)
+{
+	struct daemon *d = ctx;
+	struct sl_buf lb = { 0 };
+	char text[400];
+	size_t n;
+
+	sl_buf_appendf(&lb, "ip=\"%s\",zone=\"", ip->ip);
+	metrics_label_escape(&lb, zone);
+	if (sl_buf_append(&lb, "\"", 2) == 0) {
+		int64_t *g = metrics_gauge(d->metrics, "sluice_ip_blocklisted",
+					   "1 while the DNSBL self-check finds the source IP listed",
+					   lb.data);
+
+		if (g)
+			*g = listed;
+	}
+	sl_buf_free(&lb);
+	n = egress_pause_ip(d->egress, (const struct sockaddr *)&ip->addr, ip->listed_any);
+	if (listed) {
+		snprintf(text, sizeof text, "source IP %s is listed in %s (%s): paused", ip->ip, zone,
+			 answer);
+		sl_err("dnsbl: %s for every provider (%zu pool IP(s))", text, n);
+	} else {
+		snprintf(text, sizeof text, "source IP %s is no longer listed in %s%s", ip->ip, zone,
+			 ip->listed_any ? "; still listed elsewhere, stays paused" : ": resumed");
+		sl_info("dnsbl: %s", text);
+	}
+	if (d->events)
+		events_write(d->events,
+			     &(struct event_outcome){ .kind = listed ? EVENT_IP_BLOCKLISTED :
+								       EVENT_IP_DELISTED,
+						      .time_ms = loop_wall_ms(), .source_ip = ip->ip,
+						      .site = zone, .response = text });
+}
+
 /* api_dataplane.ips_json, on the loop thread. */
 static int ips_json(void *daemon, struct sl_buf *out)
 {
@@ -441,6 +493,7 @@ static int ips_json(void *daemon, struct sl_buf *out)
 		const struct fcrdns_result *r = fcrdns_get(d->fcrdns, i);
 		const struct warmup_ip *w = d->warmup ? warmup_ip_for(d->warmup, r->ip) : NULL;
 		char warm[128] = "none";
+		const char *bl = "", *bl_why = "";
 		struct json_obj o;
 
 		if (w) {
@@ -463,6 +516,12 @@ static int ips_json(void *daemon, struct sl_buf *out)
 		json_obj_str(&o, "why", r->why);
 		json_obj_str(&o, "transport", strchr(r->ip, ':') ? "tcp6" : "tcp4");
 		json_obj_str(&o, "warmup", warm);
+		if (d->dnsbl && !dnsbl_find(d->dnsbl, r->ip, &bl, &bl_why))
+			bl_why = "not checked";
+		json_obj_str(&o, "dnsbl", d->dnsbl ? (bl[0] ? "listed" : "clean") : "off");
+		json_obj_str(&o, "dnsbl_zones", bl);
+		json_obj_str(&o, "dnsbl_why", bl_why);
+		json_obj_bool(&o, "paused", bl[0] != 0);
 		if (json_obj_end(&o) < 0)
 			return -ENOMEM;
 	}
@@ -649,6 +708,7 @@ static void idle_hook(void *arg)
 	egress_tick(d->egress);
 	reputation_tick(d->rep);
 	supervisor_tick(&d->supervisor, loop_now_ms(d->loop));
+	dnsbl_tick(d->dnsbl, loop_now_ms(d->loop));
 	warm_tick(d);
 	queue_stats(d->queue, &st);
 	*d->g_msgs = (int64_t)st.messages;
@@ -767,6 +827,25 @@ static int daemon_start(struct daemon *d)
 	arm_dns_poll(d);
 	if ((rc = fcrdns_start(d->resolver, cfg, fcrdns_done, d, &d->fcrdns)) < 0)
 		return rc;
+	if (cfg->dnsbl.enabled &&
+	    (rc = dnsbl_create(d->resolver, cfg, dnsbl_changed, d, &d->dnsbl)) < 0)
+		return rc;
+	if (cfg->link_check.enabled) {
+		struct link_guard_env lenv = { .loop = d->loop, .resolver = d->resolver, .cfg = cfg,
+					       .metrics = d->metrics, .events = d->events,
+					       .store = d->store, .tenant_changed = tenant_changed_here,
+					       .ctx = d };
+
+		rc = link_guard_create(&lenv, &d->links, err, sizeof err);
+		if (rc < 0) {
+			sl_err("link_check: %s", err[0] ? err : sl_strerror(rc));
+			return rc;
+		}
+		sl_info("link_check: action %s, %zu blocklisted domain(s), %zu URI blocklist(s)",
+			cfg->link_check.action == SL_LINK_HOLD  ? "hold" :
+			cfg->link_check.action == SL_LINK_LOG ? "log" : "reject",
+			link_guard_blocklist_count(d->links), cfg->link_check.n_uribl_zones);
+	}
 	rc = queue_recover(d->queue);
 	if (rc < 0) {
 		sl_err("spool %s: recovering the queue: %s", cfg->spool.path, sl_strerror(rc));
@@ -776,7 +855,8 @@ static int daemon_start(struct daemon *d)
 	ienv = (struct ingress_env){ .loop = d->loop, .tu = d->tu, .spool = d->spool,
 				     .queue = d->queue, .metrics = d->metrics,
 				     .events = d->events, .cfg = cfg, .store = d->store,
-				     .tenants = d->store ? &d->tview : NULL, .rep = d->rep };
+				     .tenants = d->store ? &d->tview : NULL, .rep = d->rep,
+				     .links = d->links };
 	rc = ingress_create(&ienv, &d->ingress, err, sizeof err);
 	if (rc < 0) {
 		sl_err("%s", err[0] ? err : sl_strerror(rc));
@@ -836,6 +916,7 @@ static void daemon_stop(struct daemon *d)
 		egress_set_reputation(d->egress, NULL);
 	reputation_destroy(d->rep); /* answers what is still pending: before its sessions go */
 	sendauth_stop(d->sendauth); /* after the API and the inbound listener: both use it */
+	link_guard_destroy(d->links); /* checks still waiting: their sessions are answered */
 	ingress_destroy(d->ingress);
 	queue_destroy(d->queue);
 	egress_destroy(d->egress);
@@ -843,6 +924,7 @@ static void daemon_stop(struct daemon *d)
 	warmup_free(d->warmup);
 	transport_dpdk_destroy(d->td);
 	fcrdns_destroy(d->fcrdns);
+	dnsbl_destroy(d->dnsbl);
 	if (d->resolver)
 		resolver_destroy(d->resolver);
 	transport_uring_destroy(d->tu);
