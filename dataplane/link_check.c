@@ -83,8 +83,9 @@ static void add_authority(struct link_scan *s, const char *p, size_t n)
 	if (!o || !memchr(host, '.', o) || host[0] == '.')
 		return;
 	for (size_t i = 0; i < o; i++)
-		if ((unsigned char)host[i] <= ' ' || authority_end((unsigned char)host[i]))
-			return;
+		if ((unsigned char)host[i] <= ' ' || authority_end((unsigned char)host[i]) ||
+		    host[i] == '@' || host[i] == ':' || host[i] == '%')
+			return; /* percent-decoded into something no host holds */
 	scan_add(s, host);
 }
 

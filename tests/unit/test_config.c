@@ -452,7 +452,7 @@ static const struct bad_case bad_cases[] = {
 	/* unknown and duplicate keys */
 	{ POOL "listner: 1\n", "t.yaml:5:1: unknown key 'listner' (did you mean 'listeners'?)" },
 	{ POOL "listeners:\n  - name: l\n    adress: 127.0.0.1:25\n", "t.yaml:7:5: unknown key 'adress' in listeners[0] (did you mean 'address'?)" },
-	{ POOL "frobnicate: 1\n", "t.yaml:5:1: unknown key 'frobnicate' (expected one of: hostname, listeners, tenants, pools, routes, limits, delivery, spool, dns, events, metrics, dkim, shaping, warmup, control, dpdk, bounces, sender_auth)" },
+	{ POOL "frobnicate: 1\n", "t.yaml:5:1: unknown key 'frobnicate' (expected one of: hostname, listeners, tenants, pools, routes, limits, delivery, spool, dns, events, metrics, dkim, shaping, warmup, control, dpdk, bounces, sender_auth, link_check, dnsbl)" },
 	/* bounces: and inbound listeners */
 	{ POOL "control: {store: /tmp/x}\nbounces: {fbl_address: x@y.test}\n", "t.yaml:6:10: bounces: missing required key 'return_path_domain'" },
 	{ POOL "bounces: {return_path_domain: b.test}\n", "t.yaml:5:10: bounces needs the control section (suppression lists live in its store)" },
@@ -583,6 +583,51 @@ static void test_dpdk(void **state)
 	config_free(cfg);
 }
 
+static void test_abuse_sections(void **state)
+{
+	struct sl_config *cfg;
+	char err[512] = "";
+
+	(void)state;
+	cfg = load_ok(POOL);
+	assert_false(cfg->link_check.enabled);
+	assert_false(cfg->dnsbl.enabled);
+	assert_int_equal(cfg->link_check.dns_timeout_ms, 2000);
+	assert_int_equal(cfg->dnsbl.interval_ms, 3600 * 1000);
+	config_free(cfg);
+	cfg = load_ok(POOL "link_check:\n  action: log\n  blocklist: /etc/sluice/links.txt\n"
+			   "  uribl_zones: [multi.uribl.test, dbl.test]\n  dns_timeout: 500ms\n"
+			   "  max_scan: 64k\n  max_hosts: 5\n"
+			   "dnsbl:\n  zones: [zen.test]\n  interval: 10m\n");
+	assert_true(cfg->link_check.enabled);
+	assert_int_equal(cfg->link_check.action, SL_LINK_LOG);
+	assert_string_equal(cfg->link_check.blocklist, "/etc/sluice/links.txt");
+	assert_int_equal(cfg->link_check.n_uribl_zones, 2);
+	assert_string_equal(cfg->link_check.uribl_zones[1], "dbl.test");
+	assert_int_equal(cfg->link_check.dns_timeout_ms, 500);
+	assert_int_equal(cfg->link_check.max_scan, 65536);
+	assert_int_equal(cfg->link_check.max_hosts, 5);
+	assert_true(cfg->dnsbl.enabled);
+	assert_int_equal(cfg->dnsbl.n_zones, 1);
+	assert_int_equal(cfg->dnsbl.interval_ms, 600 * 1000);
+	config_free(cfg);
+	cfg = NULL;
+	static const char *const bad[][2] = {
+		{ POOL "link_check:\n  action: drop\n", "not an action" },
+		{ POOL "link_check:\n  action: hold\n", "needs the control section" },
+		{ POOL "dnsbl:\n  interval: 1h\n", "zones" },
+		{ POOL "dnsbl:\n  zones: [not a zone]\n", "not a domain" },
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		cfg = NULL;
+		assert_int_equal(config_load_string("t.yaml", bad[i][0], strlen(bad[i][0]), &cfg, err,
+						    sizeof err),
+				 SL_ECONFIG);
+		if (!strstr(err, bad[i][1]))
+			fail_msg("case %zu: %s", i, err);
+	}
+}
+
 static void test_errors(void **state)
 {
 	int failed = 0;
@@ -633,7 +678,7 @@ int main(void)
 		cmocka_unit_test(test_values),         cmocka_unit_test(test_route_for),
 		cmocka_unit_test(test_parse_helpers),  cmocka_unit_test(test_cidr_contains),
 		cmocka_unit_test(test_errors),         cmocka_unit_test(test_error_buffer),
-		cmocka_unit_test(test_dpdk),
+		cmocka_unit_test(test_dpdk),           cmocka_unit_test(test_abuse_sections),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
