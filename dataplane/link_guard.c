@@ -23,13 +23,18 @@ struct link_guard {
 	const struct sl_link_check_cfg *lc;
 	struct link_blocklist *bl;
 	struct link_guard_check *pending; /* checks waiting for DNS */
+	/* One message is scanned at a time (the loop thread): its hosts and
+	 * the decoded part, allocated once. */
+	struct link_scan scan;
+	char *scratch; /* lc->max_scan + 1 bytes */
 	uint64_t *c_checks, *c_timeouts, *c_dns_errors;
 };
 
 struct lookup {
 	struct link_guard_check *chk;
 	uint64_t handle; /* 0: answered */
-	size_t host, zone;
+	size_t zone;
+	char host[LINK_HOST_LEN];
 	char name[LINK_HOST_LEN + 256];
 };
 
@@ -40,7 +45,6 @@ struct link_guard_check {
 	struct loop_timer timer;
 	struct lookup *lookups;
 	size_t n_lookups, outstanding;
-	struct link_scan scan;
 };
 
 static const char *action_name(enum sl_link_action a)
@@ -203,8 +207,7 @@ static void on_answer(void *ctx, int err, const struct mx_result *res)
 		}
 	}
 	if (v == LINK_DNS_LISTED) {
-		int verdict = listed(g, c->rq, c->scan.hosts[lk->host], g->lc->uribl_zones[lk->zone],
-				     code);
+		int verdict = listed(g, c->rq, lk->host, g->lc->uribl_zones[lk->zone], code);
 
 		check_end(c, verdict);
 		return;
@@ -213,23 +216,25 @@ static void on_answer(void *ctx, int err, const struct mx_result *res)
 		check_end(c, LINK_GUARD_PASS);
 }
 
-/* Start the URI blocklist lookups of c's hosts; how many started. */
+/* Start the URI blocklist lookups of the hosts in g->scan; how many
+ * started. */
 static size_t start_lookups(struct link_guard_check *c)
 {
 	struct link_guard *g = c->g;
+	const struct link_scan *sc = &g->scan;
 	size_t nz = g->lc->n_uribl_zones;
 
-	if (!nz || !c->scan.n_hosts)
+	if (!nz || !sc->n_hosts)
 		return 0;
-	c->lookups = calloc(c->scan.n_hosts * nz, sizeof *c->lookups);
+	c->lookups = calloc(sc->n_hosts * nz, sizeof *c->lookups);
 	if (!c->lookups)
 		return 0;
-	for (size_t h = 0; h < c->scan.n_hosts; h++)
+	for (size_t h = 0; h < sc->n_hosts; h++)
 		for (size_t z = 0; z < nz; z++) {
 			struct lookup *lk = &c->lookups[c->n_lookups];
 			bool dup = false;
 
-			if (link_uribl_name(c->scan.hosts[h], g->lc->uribl_zones[z], lk->name,
+			if (link_uribl_name(sc->hosts[h], g->lc->uribl_zones[z], lk->name,
 					    sizeof lk->name) < 0)
 				continue;
 			for (size_t i = 0; i < c->n_lookups && !dup; i++)
@@ -237,7 +242,7 @@ static size_t start_lookups(struct link_guard_check *c)
 			if (dup)
 				continue;
 			lk->chk = c;
-			lk->host = h;
+			memcpy(lk->host, sc->hosts[h], sizeof lk->host);
 			lk->zone = z;
 			if (resolver_lookup_host(g->env.resolver, lk->name, on_answer, lk,
 						 &lk->handle) < 0) {
@@ -252,38 +257,33 @@ static size_t start_lookups(struct link_guard_check *c)
 
 int link_guard_check(struct link_guard *g, struct link_guard_req *rq)
 {
-	struct link_guard_check *c = calloc(1, sizeof *c);
-	char *scratch = malloc(g->lc->max_scan + 1);
+	struct link_scan *sc = &g->scan;
+	struct link_guard_check *c;
 
 	rq->chk = NULL;
 	rq->refusal[0] = 0;
-	if (!c || !scratch) {
-		free(c);
-		free(scratch);
-		return -ENOMEM;
-	}
 	bump(g->c_checks);
-	c->g = g;
-	c->rq = rq;
-	link_scan_init(&c->scan, g->lc->max_hosts);
-	link_scan_message(&c->scan, rq->body, rq->body_len, g->lc->max_scan, scratch);
-	free(scratch);
-	if (c->scan.truncated)
+	link_scan_init(sc, g->lc->max_hosts);
+	link_scan_message(sc, rq->body, rq->body_len, g->lc->max_scan, g->scratch);
+	if (sc->truncated)
 		sl_debug("link check: tenant %s: message %016" PRIx64 ": scan cut at %zu bytes, "
-			 "%zu hosts", rq->tenant, rq->id, c->scan.scanned, c->scan.n_hosts);
-	for (size_t h = 0; h < c->scan.n_hosts; h++) {
-		const char *m = link_blocklist_match(g->bl, c->scan.hosts[h]);
+			 "%zu hosts", rq->tenant, rq->id, sc->scanned, sc->n_hosts);
+	for (size_t h = 0; h < sc->n_hosts; h++) {
+		const char *m = link_blocklist_match(g->bl, sc->hosts[h]);
 
 		if (m) {
 			char answer[LINK_HOST_LEN + 16];
-			int verdict;
 
 			snprintf(answer, sizeof answer, "entry %s", m);
-			verdict = listed(g, rq, c->scan.hosts[h], "local blocklist", answer);
-			free(c);
-			return verdict;
+			return listed(g, rq, sc->hosts[h], "local blocklist", answer);
 		}
 	}
+	if (!g->lc->n_uribl_zones || !sc->n_hosts)
+		return LINK_GUARD_PASS;
+	if (!(c = calloc(1, sizeof *c)))
+		return -ENOMEM;
+	c->g = g;
+	c->rq = rq;
 	if (!start_lookups(c)) {
 		free(c->lookups);
 		free(c);
@@ -329,6 +329,10 @@ int link_guard_create(const struct link_guard_env *env, struct link_guard **out,
 		return -ENOMEM;
 	g->env = *env;
 	g->lc = &env->cfg->link_check;
+	if (!(g->scratch = malloc(g->lc->max_scan + 1))) {
+		free(g);
+		return -ENOMEM;
+	}
 	g->c_checks = metrics_counter(env->metrics, "sluice_link_checks_total",
 				      "Messages whose links were checked", "");
 	g->c_timeouts = metrics_counter(env->metrics, "sluice_link_check_timeouts_total",
@@ -337,6 +341,7 @@ int link_guard_create(const struct link_guard_env *env, struct link_guard **out,
 					  "URI blocklist lookups that failed or gave no listing answer",
 					  "");
 	if ((rc = link_guard_reload(g, err, errlen)) < 0) {
+		free(g->scratch);
 		free(g);
 		return rc;
 	}
@@ -351,5 +356,6 @@ void link_guard_destroy(struct link_guard *g)
 	while (g->pending)
 		check_end(g->pending, -ECANCELED);
 	link_blocklist_free(g->bl);
+	free(g->scratch);
 	free(g);
 }

@@ -136,3 +136,101 @@ def test_dnsbl_listed_ip_paused(tmp_path, sink_factory, sluiced_factory):
     assert out.returncode == 0, out.stderr
     row = [l for l in out.stdout.splitlines() if "198.51.100.11" in l][0]
     assert "dnsbl.test" in row
+
+
+class ToggleDNS:
+    """A DNS server on 127.0.0.1:5354 for the delisting test: A queries for
+    `name` answer 127.0.0.2 (TTL 0) while `listed`, NXDOMAIN (SOA minimum
+    0, so nothing is cached) otherwise; every other query is relayed to the
+    namespace's unbound."""
+
+    def __init__(self, name, port=5354):
+        import socket
+        import threading
+        self.name = name.lower().rstrip(".")
+        self.listed = True
+        self.port = port
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", port))
+        self.sock.settimeout(0.2)
+        self.running = True
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    @staticmethod
+    def qname(q):
+        labels, i = [], 12
+        while i < len(q) and q[i]:
+            labels.append(q[i + 1:i + 1 + q[i]].decode("ascii", "replace"))
+            i += 1 + q[i]
+        return ".".join(labels).lower(), i + 1
+
+    def answer(self, q):
+        import struct
+        name, end = self.qname(q)
+        qtype = struct.unpack("!H", q[end:end + 2])[0]
+        question = q[12:end + 4]
+        if self.listed:
+            an = (b"\xc0\x0c" + struct.pack("!HHIH", 1, 1, 0, 4) + bytes([127, 0, 0, 2])
+                  if qtype == 1 else b"")
+            return q[:2] + struct.pack("!HHHHH", 0x8180, 1, 1 if an else 0, 0, 0) + question + an
+        zone = b"".join(bytes([len(l)]) + l.encode() for l in ["toggle", "test"]) + b"\x00"
+        soa = zone + b"\x00\x00" + struct.pack("!IIIII", 1, 0, 0, 0, 0)
+        ns = zone + struct.pack("!HHIH", 6, 1, 0, len(soa)) + soa
+        return q[:2] + struct.pack("!HHHHH", 0x8183, 1, 0, 1, 0) + question + ns
+
+    def serve(self):
+        import socket
+        while self.running:
+            try:
+                q, peer = self.sock.recvfrom(4096)
+            except socket.timeout:
+                continue
+            name, _ = self.qname(q)
+            if name == self.name:
+                self.sock.sendto(self.answer(q), peer)
+                continue
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as up:
+                up.settimeout(2)
+                up.sendto(q, ("198.51.100.53", 53))
+                try:
+                    self.sock.sendto(up.recvfrom(65535)[0], peer)
+                except socket.timeout:
+                    pass
+
+    def stop(self):
+        self.running = False
+        self.thread.join(2)
+        self.sock.close()
+
+
+def test_dnsbl_delisted_ip_resumes(tmp_path, sink_factory, sluiced_factory):
+    dns = ToggleDNS("11.100.51.198.toggle.test")
+    try:
+        sink = sink_factory()
+        d = sluiced_factory(api=True, dns=False, delivery={"max_messages_per_connection": 1},
+                            extra="dns:\n  servers: [\"127.0.0.1:5354\"]\n"
+                                  "dnsbl:\n  zones: [toggle.test]\n  interval: 500ms\n").start()
+        wait_until(lambda: ips(d)["198.51.100.11"]["paused"], 30, ".11 paused")
+
+        def send(first, n):
+            with smtplib.SMTP("127.0.0.1", 2525, timeout=20) as c:
+                for i in range(first, first + n):
+                    _, body = message("a@acme.test", f"u{i}@gmail.test")
+                    c.sendmail("a@acme.test", [f"u{i}@gmail.test"], body)
+
+        send(0, 6)
+        sink.wait_messages(6)
+        assert {m["src"].rsplit(":", 1)[0] for m in sink.messages()} == {"198.51.100.10"}
+        dns.listed = False
+        wait_until(lambda: not ips(d)["198.51.100.11"]["paused"], 30, ".11 resumed")
+        ev = d.wait_events("ip_delisted")[0]
+        assert ev["source_ip"] == "198.51.100.11" and ev["site"] == "toggle.test"
+        assert "no longer listed in toggle.test: resumed" in (d.dir / "sluiced.err").read_text()
+        assert 'sluice_ip_blocklisted{ip="198.51.100.11",zone="toggle.test"} 0' in d.metrics()
+        send(6, 6)
+        sink.wait_messages(12)
+        srcs = [m["src"].rsplit(":", 1)[0] for m in sink.messages()[6:]]
+        assert "198.51.100.11" in srcs, srcs
+    finally:
+        dns.stop()
