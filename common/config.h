@@ -163,7 +163,7 @@ struct sl_sender_auth_cfg {
 	char *unsubscribe_secret;   /* sender_auth.unsubscribe_secret: HMAC key of those links */
 };
 
-/* Outbound link checking at acceptance (link_check: section, docs/abuse.md);
+/* Outbound link checking at acceptance (link_check: section, docs/blocklists.md);
  * absent = off. */
 enum sl_link_action { SL_LINK_REJECT = 0, SL_LINK_HOLD, SL_LINK_LOG };
 struct sl_link_check_cfg {
