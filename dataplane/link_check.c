@@ -32,10 +32,18 @@ static int hexval(int c)
 	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
 }
 
-/* Does c end an authority (host, userinfo, port)? */
+/* Bytes that end an authority (host, userinfo, port) besides controls
+ * and space: a table, since every byte of a text part is looked at. */
+static const bool authority_stop[256] = {
+	['/'] = 1, ['\\'] = 1, ['?'] = 1, ['#'] = 1, ['"'] = 1, ['\''] = 1, ['<'] = 1,
+	['>'] = 1, ['('] = 1, [')'] = 1, ['['] = 1, [']'] = 1, ['{'] = 1, ['}'] = 1,
+	['|'] = 1, ['^'] = 1, ['`'] = 1, [','] = 1, [';'] = 1, [0x7f] = 1,
+};
+
+/* Does c end an authority? */
 static bool authority_end(unsigned char c)
 {
-	return c <= ' ' || c == 0x7f || strchr("/\\?#\"'<>()[]{}|^`,;", c) != NULL;
+	return c <= ' ' || authority_stop[c];
 }
 
 static void scan_add(struct link_scan *s, const char *host)
@@ -74,7 +82,7 @@ static void add_authority(struct link_scan *s, const char *p, size_t n)
 		}
 		if (o + 1 >= sizeof host)
 			return; /* longer than any host name */
-		host[o++] = (char)(c < 0x80 ? tolower(c) : c);
+		host[o++] = (char)(c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c);
 	}
 	while (o && host[o - 1] == '.')
 		o--;
@@ -110,10 +118,15 @@ void link_scan_text(struct link_scan *s, const char *t, size_t len)
 {
 	for (size_t i = 0; i < len;) {
 		size_t pre = 0, j;
+		int c = t[i] | 0x20; /* 'H' and 'h' alike, 'W' and 'w' */
 
-		if (t[i] == 'h' || t[i] == 'H') {
+		if (c != 'h' && c != 'w') {
+			i++;
+			continue;
+		}
+		if (c == 'h' && i + 1 < len && (t[i + 1] | 0x20) == 't') {
 			pre = scheme_at(t, i, len);
-		} else if ((t[i] == 'w' || t[i] == 'W') && i + 4 < len && !strncasecmp(t + i, "www.", 4) &&
+		} else if (c == 'w' && i + 4 < len && !strncasecmp(t + i, "www.", 4) &&
 			   (i == 0 || (!isalnum((unsigned char)t[i - 1]) && t[i - 1] != '.' &&
 				       t[i - 1] != '/' && t[i - 1] != '@' && t[i - 1] != '-'))) {
 			pre = 0;

@@ -2,6 +2,7 @@
 refusing over SMTP and HTTP, a DNS URI blocklist holding the tenant) and the
 DNSBL self-check of the source IPs (a listed IP is paused, the others carry
 the mail). The lists live in tests/dns.conf.in (uribl.test, dnsbl.test)."""
+import signal
 import smtplib
 import subprocess
 
@@ -52,6 +53,16 @@ def test_local_blocklist_rejects_smtp(tmp_path, sink_factory, sluiced_factory):
     a = [x for x in r["items"] if x["action"] == "link.listed"]
     assert a and a[0]["actor"] == "link_check" and "www.evil.test" in a[0]["details"], r
     assert 'sluice_link_hits_total{list="local blocklist",action="reject"} 1' in d.metrics()
+    # SIGHUP reloads the blocklist
+    (tmp_path / "links.txt").write_text("evil.test\nother.test\n")
+    d.proc.send_signal(signal.SIGHUP)
+    wait_until(lambda: "reload: link blocklist" in (d.dir / "sluiced.err").read_text(), 10,
+               "blocklist reloaded")
+    with smtplib.SMTP("127.0.0.1", 2525, timeout=20) as c:
+        _, body = message("a@acme.test", "u3@gmail.test")
+        with pytest.raises(smtplib.SMTPDataError) as ei:
+            c.sendmail("a@acme.test", ["u3@gmail.test"], body + "www.Other.test/x\r\n")
+        assert ei.value.smtp_code == 550 and b"www.other.test" in ei.value.smtp_error
 
 
 def test_local_blocklist_rejects_http(tmp_path, sink_factory, sluiced_factory):
