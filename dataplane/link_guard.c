@@ -18,6 +18,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define AUDIT_RECENT 32           /* (tenant, host) pairs remembered */
+#define AUDIT_QUIET_MS (60 * 1000) /* one audit entry per pair this often */
+
+struct audit_recent {
+	uint64_t at_ms;
+	char tenant[64];
+	char host[LINK_HOST_LEN];
+};
+
 struct link_guard {
 	struct link_guard_env env;
 	const struct sl_link_check_cfg *lc;
@@ -27,6 +36,11 @@ struct link_guard {
 	 * the decoded part, allocated once. */
 	struct link_scan scan;
 	char *scratch; /* lc->max_scan + 1 bytes */
+	/* The audit entry is a store commit (an fsync) on the loop thread: a
+	 * tenant hammering one listed link gets one a minute, not one per
+	 * message (the event log has every hit). */
+	struct audit_recent recent[AUDIT_RECENT];
+	size_t recent_next;
 	uint64_t *c_checks, *c_timeouts, *c_dns_errors;
 };
 
@@ -65,8 +79,21 @@ static void audit(struct link_guard *g, const struct link_guard_req *rq, const c
 	struct sl_buf b = { 0 };
 	struct json_obj o;
 
+	uint64_t now = loop_wall_ms();
+
 	if (!g->env.store)
 		return;
+	for (size_t i = 0; i < AUDIT_RECENT; i++) {
+		struct audit_recent *r = &g->recent[i];
+
+		if (r->at_ms && now - r->at_ms < AUDIT_QUIET_MS && !strcmp(r->host, host) &&
+		    !strncmp(r->tenant, rq->tenant, sizeof r->tenant))
+			return;
+	}
+	g->recent[g->recent_next] = (struct audit_recent){ .at_ms = now };
+	snprintf(g->recent[g->recent_next].tenant, sizeof g->recent[0].tenant, "%s", rq->tenant);
+	snprintf(g->recent[g->recent_next].host, sizeof g->recent[0].host, "%s", host);
+	g->recent_next = (g->recent_next + 1) % AUDIT_RECENT;
 	snprintf(e.actor, sizeof e.actor, "link_check");
 	snprintf(e.action, sizeof e.action, "link.listed");
 	snprintf(e.target, sizeof e.target, "tenant:%s", rq->tenant);

@@ -14,7 +14,8 @@
  * Every hit, whatever the action: a warning log line naming the tenant,
  * the queue id, the Message-ID, the host and the list; a "link_listed"
  * event; an audit entry "link.listed" on target tenant:NAME (when there is
- * a control store); sluice_link_hits_total{list,action}. The first listed
+ * a control store; at most one a minute per tenant and host, since each is
+ * a store commit on the loop thread); sluice_link_hits_total{list,action}. The first listed
  * host decides; the local list is asked first (no DNS when it names one).
  *
  * Waiting: the lookups run on the resolver of the event loop; the message
