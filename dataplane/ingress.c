@@ -123,10 +123,19 @@ static void on_timer(struct loop_timer *t)
 /* --- accepting a message ------------------------------------------------ */
 
 /* The message is durable (result 0) or refused: answer the client. */
+/* Link checking refused the message (a blocklisted host): 550, naming it. */
+static void answer_link_refusal(struct in_session *s)
+{
+	char text[400];
+
+	snprintf(text, sizeof text, "Message refused: %s", s->am.refusal);
+	smtp_server_message_result(s->srv, 550, "5.7.1", text);
+}
+
 static void on_accepted(struct accept_msg *am, int result)
 {
 	struct in_session *s = (struct in_session *)((char *)am - offsetof(struct in_session, am));
-	char text[400];
+	char text[128];
 
 	s->committing = false;
 	if (s->dead) {
@@ -139,8 +148,7 @@ static void on_accepted(struct accept_msg *am, int result)
 		snprintf(text, sizeof text, "Ok: queued as %016" PRIx64, am->id);
 		smtp_server_message_result(s->srv, 250, "2.0.0", text);
 	} else if (result == ACCEPT_ELINK) {
-		snprintf(text, sizeof text, "Message refused: %s", am->refusal);
-		smtp_server_message_result(s->srv, 550, "5.7.1", text);
+		answer_link_refusal(s);
 	} else {
 		smtp_server_message_result(s->srv, 451, "4.3.0",
 					   result == SL_ETOOBIG || result == -ENOSPC ?
@@ -395,10 +403,7 @@ static void session_drive(struct in_session *s)
 					 session_tenant(s)->name, s->am.refusal);
 				smtp_server_message_result(s->srv, 451, "4.7.1", text);
 			} else if (rc == ACCEPT_ELINK) {
-				char text[400];
-
-				snprintf(text, sizeof text, "Message refused: %s", s->am.refusal);
-				smtp_server_message_result(s->srv, 550, "5.7.1", text);
+				answer_link_refusal(s);
 			} else if (rc < 0)
 				smtp_server_message_result(s->srv, 451, "4.3.0",
 							   "Local error in processing, try again later");
