@@ -455,18 +455,48 @@ static const char *event_word(enum tenant_event ev)
 	}
 }
 
-/* A decision (configuration set or tenant) becomes the tenant's lifecycle
- * transition in the store, audited with the decision's text. */
+/* The lifecycle event a decision becomes for its tenant. A configuration
+ * set's hold stays with the set (apply_decision); its escalations (a
+ * repeat hold, a grace expiry with the numbers still bad) disable the
+ * tenant, whose state is not on_hold then, so grace_expired becomes
+ * policy_disable. */
+static enum tenant_event tenant_event_of(const struct policy_decision *d)
+{
+	if (d->cfgset && d->event == TENANT_EV_GRACE_EXPIRED)
+		return TENANT_EV_POLICY_DISABLE;
+	return d->event;
+}
+
+/* A decision becomes a store transition, audited with the decision's
+ * text: a configuration set's hold pauses that set only
+ * (STORE_CFGSET_PAUSED: its mail is accepted and kept, the tenant's other
+ * sets deliver); everything else is the tenant's lifecycle transition. A
+ * hold for a volume spike has no grace deadline: it waits for an
+ * operator. */
 static void apply_decision(struct reputation *r, const struct policy_decision *d)
 {
+	bool set_hold = d->cfgset && d->event == TENANT_EV_POLICY_HOLD;
+	bool spike = d->reason == POLICY_R_VOLUME_SPIKE;
 	const char *why = NULL;
-	struct store_tenant t;
 	int rc;
 
-	rc = store_tenant_set_state(r->env.store, d->tenant, d->event, d->grace_until_ms, "policy",
-				    d->text, &t, &why);
+	if (set_hold) {
+		rc = store_cfgset_set_paused(r->env.store, d->tenant, d->domain, d->stream, true,
+					     "policy", d->text);
+		if (rc == 1) {
+			rc = -EALREADY;
+			why = "the configuration set is already paused";
+		}
+	} else {
+		rc = store_tenant_set_state(r->env.store, d->tenant, tenant_event_of(d),
+					    spike ? 0 : d->grace_until_ms, "policy", d->text, NULL,
+					    &why);
+	}
 	bump(counter(r, "sluice_policy_actions_total", "Reputation policy decisions", "action",
 		     event_word(d->event)));
+	if (spike)
+		bump(counter(r, "sluice_volume_spike_holds_total",
+			     "Tenants held for review after a volume spike", "tenant", d->tenant));
 	recent_add(r, d->tenant, event_word(d->event), d->text);
 	event(r, EVENT_POLICY, d->tenant, NULL, NULL, d->stream, d->text);
 	if (rc == 0) {
@@ -474,8 +504,8 @@ static void apply_decision(struct reputation *r, const struct policy_decision *d
 		if (r->env.tenant_changed)
 			r->env.tenant_changed(r->env.ctx, d->tenant);
 	} else {
-		sl_info("policy: %s (tenant state unchanged: %s)", d->text,
-			why ? why : sl_strerror(rc));
+		sl_info("policy: %s (%s unchanged: %s)", d->text,
+			set_hold ? "configuration set" : "tenant state", why ? why : sl_strerror(rc));
 	}
 }
 
@@ -499,24 +529,39 @@ static void held_add(struct reputation *r, const struct policy_decision *d)
 	h->stream = d->stream;
 }
 
+/* Is the configuration set paused in the store? */
+static bool set_paused(struct reputation *r, const char *tenant, const char *domain,
+		       uint8_t stream)
+{
+	struct store_cfgset c;
+
+	return store_cfgset_get(r->env.store, tenant, domain, stream, &c) == 0 &&
+	       (c.flags & STORE_CFGSET_PAUSED);
+}
+
 void reputation_tenant_changed(struct reputation *r, const char *tenant)
 {
 	struct policy_key k = { .tenant = tenant };
 	struct policy_status ps;
 	struct store_tenant t;
 	uint64_t now = loop_wall_ms();
+	bool sending;
 
-	if (!r || store_tenant_get(r->env.store, tenant, &t) < 0 ||
-	    (t.state != TENANT_ACTIVE && t.state != TENANT_SANDBOX))
+	if (!r || store_tenant_get(r->env.store, tenant, &t) < 0)
 		return;
+	sending = t.state == TENANT_ACTIVE || t.state == TENANT_SANDBOX;
 	pthread_mutex_lock(&r->mu);
-	if (policy_status(r->policy, &k, now, &ps) == 0 &&
+	if (sending && policy_status(r->policy, &k, now, &ps) == 0 &&
 	    (ps.state == POLICY_HELD || ps.state == POLICY_DISABLED))
 		policy_set_state(r->policy, &k, POLICY_OK, 0, now);
+	/* A set's hold lifts when its pause is cleared (the tenant may be
+	 * active all along); a set whose repeat hold disabled the tenant is
+	 * not paused and lifts with the tenant's resume. */
 	for (size_t i = 0; i < r->n_held;) {
 		struct held_set *h = &r->held[i];
 
-		if (strcmp(h->tenant, tenant) != 0) {
+		if (strcmp(h->tenant, tenant) != 0 || !sending ||
+		    set_paused(r, tenant, h->domain, h->stream)) {
 			i++;
 			continue;
 		}
@@ -650,6 +695,15 @@ void reputation_reply(struct reputation *r, const struct spool_msg *m,
 	if (response_engine_observe(r->reng, provider && *provider ? provider : NULL, source_ip,
 				    m->tenant[0] ? m->tenant : NULL, line, loop_wall_ms(), &a) == 1)
 		response_fired(r, m->tenant[0] ? m : NULL, &a, line);
+}
+
+void reputation_accepted(struct reputation *r, const struct spool_msg *m)
+{
+	if (!r || !m->tenant[0])
+		return;
+	record(r, &(struct policy_key){ .tenant = m->tenant, .domain = sender_domain(m),
+					.stream = m->stream },
+	       POLICY_ACCEPTED);
 }
 
 void reputation_outcome(struct reputation *r, const struct spool_msg *m, const char *rcpt,
@@ -1056,6 +1110,7 @@ int reputation_status_json(struct reputation *r, const char *tenant, struct sl_b
 		subject_json(r, &(struct policy_key){ .tenant = tenant, .domain = h->domain,
 						      .stream = h->stream },
 			     &e);
+		json_obj_bool(&e, "paused", set_paused(r, tenant, h->domain, h->stream));
 		json_obj_end(&e);
 		if (!first)
 			sl_buf_append(&sets, ",", 1);

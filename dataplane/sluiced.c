@@ -471,11 +471,11 @@ static int ips_json(void *daemon, struct sl_buf *out)
 
 /* --- the tenant view --------------------------------------------------- */
 
-static bool view_may_deliver(void *ctx, const char *tenant)
+static bool view_may_deliver(void *ctx, const struct spool_msg *m)
 {
 	struct daemon *d = ctx;
 
-	return tenant_view_may_deliver(d->tview, tenant);
+	return tenant_view_msg_may_deliver(d->tview, m->tenant, m->mail_from, m->stream);
 }
 
 struct view_msg {
