@@ -814,6 +814,8 @@ int policy_set_state(struct policy *p, const struct policy_key *key, enum policy
 		return rc;
 	if (st == POLICY_OK && s->state != POLICY_OK) {
 		memset(s->ring, 0, p->n_ring * sizeof *s->ring);
+		if (s->hist)
+			memset(s->hist, 0, p->n_hist * sizeof *s->hist);
 		s->resumed_at_ms = now_ms;
 	}
 	if (st == POLICY_HELD) {

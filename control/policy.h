@@ -40,7 +40,9 @@
  * The engine tracks the state it has driven each subject to (ok, warned,
  * held, disabled); operator actions reach it through policy_set_state().
  * A resume clears the subject's counters (a fresh start, judged again from
- * zero) and starts the repeat_ms clock.
+ * zero) and its spike history (the operator accepted the volume: the
+ * baseline is learnt afresh, spike_min_buckets buckets before the next
+ * spike can hold) and starts the repeat_ms clock.
  *
  * Memory: at most max_subjects subjects; when full, the least recently
  * updated subject in state ok is forgotten (others are never dropped:

@@ -356,6 +356,13 @@ static void test_volume_spike_counts_accepted(void **state)
 	assert_non_null(strstr(d[0].text, "1001 accepted this bucket > 10 x median 100.0"));
 	assert_int_equal(policy_status(p, &tk, T0 + 8 * HOUR + MIN, &st), 0);
 	assert_int_equal(st.n.count[POLICY_ACCEPTED], 8 * 100 + 1001);
+	/* the operator releases it, accepting the new volume: the baseline is
+	 * learnt afresh, so the next busy hours are no spike */
+	assert_int_equal(policy_set_state(p, &tk, POLICY_OK, 0, T0 + 8 * HOUR + 2 * MIN), 0);
+	assert_int_equal(policy_status(p, &tk, T0 + 8 * HOUR + 2 * MIN, &st), 0);
+	assert_true(st.n.baseline < 0);
+	rec(p, &tk, POLICY_ACCEPTED, 1200, T0 + 9 * HOUR);
+	assert_int_equal(eval(p, &tk, T0 + 9 * HOUR, d), 0);
 	policy_free(p);
 }
 
