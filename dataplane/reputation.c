@@ -1069,6 +1069,58 @@ static void subject_json(struct reputation *r, const struct policy_key *k, struc
 	sl_buf_free(&rb);
 }
 
+/* Append one set's {"domain", "stream", subject_json's members, "paused"}
+ * to the JSON array being built in b (mu held); ask_store false: the
+ * caller knows it is paused. */
+static void set_json(struct reputation *r, const char *tenant, const char *domain,
+		     uint8_t stream, bool ask_store, struct sl_buf *b)
+{
+	struct sl_buf eb = { 0 };
+	struct json_obj e;
+
+	json_obj_begin(&e, &eb);
+	json_obj_str(&e, "domain", domain);
+	json_obj_str(&e, "stream", stream ? "marketing" : "transactional");
+	subject_json(r, &(struct policy_key){ .tenant = tenant, .domain = domain, .stream = stream },
+		     &e);
+	json_obj_bool(&e, "paused", !ask_store || set_paused(r, tenant, domain, stream));
+	json_obj_end(&e);
+	if (sl_buf_avail(b) > 1)
+		sl_buf_append(b, ",", 1);
+	sl_buf_append(b, sl_buf_head(&eb), sl_buf_avail(&eb));
+	sl_buf_free(&eb);
+}
+
+/* Append the tenant's paused sets that the engine has not seen since the
+ * start (a hold from before a restart, an operator's pause) (mu held). */
+static void paused_sets_json(struct reputation *r, const char *tenant, struct sl_buf *b)
+{
+	struct store_cfgset page[32], after;
+	bool more = true, first = true;
+	size_t n;
+
+	while (more) {
+		if (store_cfgset_list(r->env.store, tenant, first ? NULL : &after, page, 32, &n,
+				      &more) < 0)
+			return;
+		first = false;
+		for (size_t i = 0; i < n; i++) {
+			bool seen = false;
+
+			if (!(page[i].flags & STORE_CFGSET_PAUSED))
+				continue;
+			for (size_t j = 0; j < r->n_sets && !seen; j++)
+				seen = r->sets[j].stream == page[i].stream &&
+				       !strcmp(r->sets[j].tenant, tenant) &&
+				       !strcasecmp(r->sets[j].domain, page[i].domain);
+			if (!seen)
+				set_json(r, tenant, page[i].domain, page[i].stream, false, b);
+		}
+		if (n)
+			after = page[n - 1];
+	}
+}
+
 int reputation_status_json(struct reputation *r, const char *tenant, struct sl_buf *b)
 {
 	struct sl_buf list = { 0 }, sets = { 0 }, eb = { 0 };
@@ -1097,26 +1149,10 @@ int reputation_status_json(struct reputation *r, const char *tenant, struct sl_b
 	}
 	sl_buf_append(&list, "]", 1);
 	sl_buf_append(&sets, "[", 1);
-	first = true;
-	for (size_t i = 0; i < r->n_sets; i++) {
-		const struct held_set *h = &r->sets[i];
-
-		if (strcmp(h->tenant, tenant) != 0)
-			continue;
-		sl_buf_reset(&eb);
-		json_obj_begin(&e, &eb);
-		json_obj_str(&e, "domain", h->domain);
-		json_obj_str(&e, "stream", h->stream ? "marketing" : "transactional");
-		subject_json(r, &(struct policy_key){ .tenant = tenant, .domain = h->domain,
-						      .stream = h->stream },
-			     &e);
-		json_obj_bool(&e, "paused", set_paused(r, tenant, h->domain, h->stream));
-		json_obj_end(&e);
-		if (!first)
-			sl_buf_append(&sets, ",", 1);
-		sl_buf_append(&sets, sl_buf_head(&eb), sl_buf_avail(&eb));
-		first = false;
-	}
+	for (size_t i = 0; i < r->n_sets; i++)
+		if (!strcmp(r->sets[i].tenant, tenant))
+			set_json(r, tenant, r->sets[i].domain, r->sets[i].stream, true, &sets);
+	paused_sets_json(r, tenant, &sets);
 	sl_buf_append(&sets, "]", 1);
 	json_obj_begin(&o, b);
 	json_obj_str(&o, "tenant", tenant);

@@ -139,6 +139,15 @@ def test_cfgset_hold_keeps_other_sets_delivering(tmp_path, sink_factory, sluiced
     holds = [a for a in r["items"] if a["action"] == "cfgset.hold"]
     assert len(holds) == 1 and holds[0]["actor"] == "policy", r
     assert "configuration set multi/multi.test/transactional" in holds[0]["reason"], holds
+    # The hold is in the store: a restart keeps the set's mail waiting.
+    assert d.stop() == 0
+    d.start()
+    st, rep = d.api("GET", "/v1/reputation/multi")
+    assert [(x["domain"], x["paused"]) for x in rep["sets"]] == [("multi.test", True)], rep
+    inject("multi", "news@other.test", ["b5@gmail.test"])
+    wait_until(lambda: rcpt_counts(sink)["b5@gmail.test"], 30, "other.test after the restart")
+    time.sleep(1)
+    assert not any(rcpt_counts(sink)[f"a{j}@gmail.test"] for j in range(1, 5))
     # The operator resumes the set: its kept mail goes, exactly once.
     rc, out, err = ctl(d, "reputation", "resume", "multi", "multi.test", "transactional",
                        "--reason", "trap address removed from the list")
@@ -217,3 +226,41 @@ def test_response_rule_throttle_ramps_back(tmp_path, sink_factory, sluiced_facto
     fired = [l for l in d.metrics().splitlines()
              if l.startswith('sluice_response_rule_firings_total{rule="google-4.7.28"}')]
     assert fired and int(fired[0].split()[-1]) >= 1
+
+
+GRACE_POLICY = """\
+bounce_warn: 0
+bounce_hold: 20%
+bounce_min_sent: 10
+unknown_user_warn: 0
+unknown_user_hold: 20%
+unknown_user_min_sent: 10
+trap_hold: 0
+tenant_trap_hold: 0
+grace: 2s
+"""
+
+
+def test_cfgset_grace_expiry_disables_tenant(tmp_path, sink_factory, sluiced_factory):
+    """A set held for its bounce rate whose numbers are still bad when its
+    grace ends escalates to the tenant: disabled (the tenant's own rate,
+    diluted by a clean set, never crossed a threshold)."""
+    sink = sink_factory(rules="example.test reject-user " +
+                              " ".join(f"gone{j}" for j in range(5)) + "\n")
+    d = sluiced_factory(api=True, tenants=[{"name": "esc"}],
+                        extra=bounces(tmp_path, policy=GRACE_POLICY)).start()
+    d.api("POST", "/v1/tenants/esc/approve", {"reason": "test"})
+    inject, sent = injector(d)
+    inject("esc", "news@clean.test", [f"c{j}@gmail.test" for j in range(90)])
+    wait_until(lambda: len(sink.messages()) >= 90, 60, "the clean set delivered")
+    inject("esc", "news@stale.test", [f"gone{j}@example.test" for j in range(5)] +
+           [f"here{j}@example.test" for j in range(5)])
+    wait_until(lambda: d.api("GET", "/v1/tenants/esc/cfgsets/stale.test/transactional")[1]
+               .get("paused"), 30, "stale.test held")
+    wait_until(lambda: d.api("GET", "/v1/tenants/esc")[1]["state"] == "disabled", 30,
+               "esc disabled after the grace period")
+    st, r = d.api("GET", "/v1/audit?tenant=esc")
+    pol = [(a["action"], a["reason"]) for a in r["items"] if a["actor"] == "policy"]
+    assert pol[0][0] == "cfgset.hold" and "_rate" in pol[0][1], pol
+    assert pol[-1][0] == "tenant.state" and "grace_expired" in pol[-1][1], pol
+    assert "configuration set esc/stale.test/transactional" in pol[-1][1], pol
