@@ -24,6 +24,11 @@ def rcpt_counts(sink):
     return collections.Counter(r for m in sink.messages() for r in m.get("rcpts", []))
 
 
+def held(d):
+    line = [l for l in d.metrics().splitlines() if l.startswith("sluice_queue_held ")]
+    return int(line[0].split()[-1]) if line else 0
+
+
 def injector(d):
     sent = collections.defaultdict(list)
 
@@ -91,7 +96,9 @@ def test_volume_spike_holds_tenant(tmp_path, sink_factory, sluiced_factory):
     inject("steady", "news@steady.test", [f"after{j}@gmail.test" for j in range(5)])
     wait_until(lambda: all(rcpt_counts(sink)[x] for x in sent["steady"]), 30,
                "every steady message delivered")
-    time.sleep(1)
+    wait_until(lambda: held(d) == sum(1 for x in sent["burst"] if not rcpt_counts(sink)[x]),
+               30, "every undelivered burst message kept")
+    assert held(d) >= 5
     assert not any(rcpt_counts(sink)[f"late{j}@gmail.test"] for j in range(5))
     assert d.api("GET", "/v1/tenants/steady")[1]["state"] == "active"
     # The operator releases it: everything kept goes, exactly once.
@@ -122,7 +129,7 @@ def test_cfgset_hold_keeps_other_sets_delivering(tmp_path, sink_factory, sluiced
     inject("multi", "news@other.test", [f"b{j}@gmail.test" for j in range(1, 5)])
     wait_until(lambda: all(rcpt_counts(sink)[f"b{j}@gmail.test"] for j in range(5)), 30,
                "other.test delivers")
-    time.sleep(1)
+    wait_until(lambda: held(d) == 4, 30, "multi.test's mail kept")
     assert not any(rcpt_counts(sink)[f"a{j}@gmail.test"] for j in range(1, 5))
     # Visible per set: the API and sluicectl.
     st, rep = d.api("GET", "/v1/reputation/multi")
@@ -146,7 +153,7 @@ def test_cfgset_hold_keeps_other_sets_delivering(tmp_path, sink_factory, sluiced
     assert [(x["domain"], x["paused"]) for x in rep["sets"]] == [("multi.test", True)], rep
     inject("multi", "news@other.test", ["b5@gmail.test"])
     wait_until(lambda: rcpt_counts(sink)["b5@gmail.test"], 30, "other.test after the restart")
-    time.sleep(1)
+    wait_until(lambda: held(d) == 4, 30, "multi.test's mail still kept")
     assert not any(rcpt_counts(sink)[f"a{j}@gmail.test"] for j in range(1, 5))
     # The operator resumes the set: its kept mail goes, exactly once.
     rc, out, err = ctl(d, "reputation", "resume", "multi", "multi.test", "transactional",
