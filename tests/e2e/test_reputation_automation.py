@@ -228,8 +228,8 @@ def test_response_rule_throttle_ramps_back(tmp_path, sink_factory, sluiced_facto
     print(f"throttled {ip}: {before:.1f}/s before, {after:.1f}/s after, {later:.1f}/s later")
     # 10/s before; factor 0.5 for 2 s, 0.75 for 2 s, then 1 again.
     assert before >= 4, (before, after, later)
-    assert after <= 0.75 * before, (before, after, later)
-    assert later >= 1.3 * after, (before, after, later)
+    assert after <= 0.8 * before, (before, after, later)
+    assert later >= 1.25 * after, (before, after, later)
     fired = [l for l in d.metrics().splitlines()
              if l.startswith('sluice_response_rule_firings_total{rule="google-4.7.28"}')]
     assert fired and int(fired[0].split()[-1]) >= 1
