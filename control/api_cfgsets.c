@@ -6,6 +6,12 @@
  *   GET /v1/tenants/:tenant/cfgsets/:domain/:stream    show
  *   PUT /v1/tenants/:tenant/cfgsets/:domain/:stream    create or replace
  *       {"pool": P, "dkim_selector": S, "paused": bool}
+ *   POST /v1/tenants/:tenant/cfgsets/:domain/:stream/{hold,resume}
+ *       {"reason": R}: pause or release the set (a policy hold is released
+ *       with resume); audited
+ *
+ * A paused set's mail is accepted and kept, not delivered, until it is
+ * resumed; the data path is told at once (api_notify_tenant).
  */
 #include "api.h"
 
@@ -145,7 +151,51 @@ static int cfgsets_put(struct api_request *req, struct api_response *resp)
 				 "invalid configuration set (domain [a-z0-9.-], pool name)");
 	if (rc < 0)
 		return rc;
+	api_notify_tenant(req, c.tenant);
 	return api_reply(resp, 200, cfgset_json(&c));
+}
+
+static const struct api_field action_fields[] = {
+	{ "reason", API_JSON_STRING, false, STORE_REASON_MAX },
+};
+
+static int cfgsets_action(struct api_request *req, struct api_response *resp, bool paused)
+{
+	struct store_cfgset k, c;
+	json_t *body;
+	int rc;
+
+	if (key_of(req, resp, &k) < 0)
+		return 0;
+	if (api_body_object(req, resp, action_fields, 1, &body) < 0)
+		return 0;
+	rc = store_cfgset_set_paused(api_store(req), k.tenant, k.domain, k.stream, paused,
+				     api_principal(req)->actor,
+				     json_string_value(json_object_get(body, "reason")));
+	json_decref(body);
+	if (rc == SL_ENOTFOUND)
+		return api_error(resp, 404, "not_found", "no such tenant");
+	if (rc == -EINVAL)
+		return api_error(resp, 400, "bad_request", "invalid configuration set");
+	if (rc == 1)
+		return api_error(resp, 409, "conflict", "the configuration set is already %s",
+				 paused ? "paused" : "running");
+	if (rc < 0)
+		return rc;
+	api_notify_tenant(req, k.tenant);
+	if ((rc = store_cfgset_get(api_store(req), k.tenant, k.domain, k.stream, &c)) < 0)
+		return rc;
+	return api_reply(resp, 200, cfgset_json(&c));
+}
+
+static int cfgsets_hold(struct api_request *req, struct api_response *resp)
+{
+	return cfgsets_action(req, resp, true);
+}
+
+static int cfgsets_resume(struct api_request *req, struct api_response *resp)
+{
+	return cfgsets_action(req, resp, false);
 }
 
 const struct api_route api_cfgset_routes[] = {
@@ -154,5 +204,9 @@ const struct api_route api_cfgset_routes[] = {
 	  "tenant" },
 	{ API_PUT, "/v1/tenants/:tenant/cfgsets/:domain/:stream", cfgsets_put, STORE_ROLE_OPERATOR,
 	  "tenant" },
+	{ API_POST, "/v1/tenants/:tenant/cfgsets/:domain/:stream/hold", cfgsets_hold,
+	  STORE_ROLE_OPERATOR, "tenant" },
+	{ API_POST, "/v1/tenants/:tenant/cfgsets/:domain/:stream/resume", cfgsets_resume,
+	  STORE_ROLE_OPERATOR, "tenant" },
 };
 const size_t api_cfgset_route_count = sizeof api_cfgset_routes / sizeof api_cfgset_routes[0];

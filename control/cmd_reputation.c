@@ -186,25 +186,61 @@ static void print_numbers(const char *indent, const json_t *o)
 	printf("\n");
 }
 
+/* sluicectl reputation hold|resume TENANT DOMAIN STREAM [--reason R] */
+static int reputation_set_action(struct cmd_api *a, const char *reason)
+{
+	char path[1024], t[256], d[600], st[64];
+	json_t *body = json_object(), *out = NULL;
+	int rc;
+
+	if (reason)
+		json_object_set_new(body, "reason", json_string(reason));
+	api_client_escape(a->args[1], t, sizeof t);
+	api_client_escape(a->args[2], d, sizeof d);
+	api_client_escape(a->args[3], st, sizeof st);
+	snprintf(path, sizeof path, "/v1/tenants/%s/cfgsets/%s/%s/%s", t, d, st, a->args[0]);
+	rc = cmd_api_request(a, "POST", path, body, &out);
+	if (!rc) {
+		if (a->json)
+			cmd_api_print_json(out);
+		else
+			printf("configuration set %s/%s/%s %s\n", a->args[1], a->args[2], a->args[3],
+			       json_is_true(json_object_get(out, "paused")) ? "paused" : "resumed");
+	}
+	json_decref(body);
+	json_decref(out);
+	return rc;
+}
+
 int cmd_reputation(int argc, char **argv)
 {
+	const char *reason = NULL;
+	const struct cmd_opt opts[] = { { "--reason", &reason, NULL } };
 	char path[512], esc[256];
 	json_t *out = NULL, *v;
 	struct cmd_api a;
+	bool set_action;
 	size_t i;
 	int rc;
 
-	if ((rc = cmd_api_parse(&a, "sluicectl reputation", argc - 1, argv + 1, NULL, 0)))
+	if ((rc = cmd_api_parse(&a, "sluicectl reputation", argc - 1, argv + 1, opts, 1)))
 		return rc;
-	if (a.help || a.nargs != 1) {
+	set_action = a.nargs == 4 && (!strcmp(a.args[0], "hold") || !strcmp(a.args[0], "resume"));
+	if (a.help || (a.nargs != 1 && !set_action)) {
 		fputs("usage: sluicectl reputation TENANT [--json] [--api URL] [--token T]\n"
+		      "       sluicectl reputation hold|resume TENANT DOMAIN STREAM [--reason R]\n"
 		      "The tenant's state, its counts and rates over the policy window and the\n"
-		      "recent automatic actions (policy decisions, trap hits, response rules).\n",
+		      "recent automatic actions (policy decisions, trap hits, response rules);\n"
+		      "each configuration set (sending domain x stream) with its policy state\n"
+		      "and whether it is paused. hold pauses a configuration set (its mail is\n"
+		      "kept, not delivered); resume releases it (also a policy hold).\n",
 		      a.help ? stdout : stderr);
 		return a.help ? 0 : 2;
 	}
 	if ((rc = cmd_api_connect(&a)))
 		return rc;
+	if (set_action)
+		return reputation_set_action(&a, reason);
 	api_client_escape(a.args[0], esc, sizeof esc);
 	snprintf(path, sizeof path, "/v1/reputation/%s", esc);
 	if ((rc = cmd_api_request(&a, "GET", path, NULL, &out)))
@@ -218,8 +254,9 @@ int cmd_reputation(int argc, char **argv)
 	       cmd_api_str(out, "state"), cmd_api_str(out, "policy_state"));
 	print_numbers("  ", out);
 	json_array_foreach(json_object_get(out, "sets"), i, v) {
-		printf("set %s/%s: policy %s\n", cmd_api_str(v, "domain"), cmd_api_str(v, "stream"),
-		       cmd_api_str(v, "policy_state"));
+		printf("set %s/%s: policy %s%s\n", cmd_api_str(v, "domain"),
+		       cmd_api_str(v, "stream"), cmd_api_str(v, "policy_state"),
+		       json_is_true(json_object_get(v, "paused")) ? ", paused" : "");
 		print_numbers("  ", v);
 	}
 	json_array_foreach(json_object_get(out, "recent"), i, v) {

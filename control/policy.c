@@ -74,7 +74,7 @@ const char *policy_reason_name(enum policy_reason r)
 const char *policy_metric_name(enum policy_metric m)
 {
 	static const char *const n[] = { "sent",       "delivered", "bounced",
-					 "unknown_user", "complaints", "trap_hits" };
+					 "unknown_user", "complaints", "trap_hits", "accepted" };
 	return (unsigned)m < POLICY_N_METRICS ? n[m] : "?";
 }
 
@@ -494,7 +494,7 @@ static void subj_count(struct policy *p, struct subject *s, enum policy_metric m
 		bk->tag = b + 1;
 	}
 	bk->c[m] = sat_add(bk->c[m], n);
-	if (s->hist && m == POLICY_SENT) {
+	if (s->hist && m == POLICY_ACCEPTED) {
 		struct hist *h = &s->hist[b % p->n_hist];
 		if (h->tag != b + 1) {
 			h->tag = b + 1;
@@ -675,8 +675,10 @@ static void fill(const struct policy *p, const struct subject *s, enum tenant_ev
 			 hours);
 	else if (v->reason == POLICY_R_VOLUME_SPIKE)
 		snprintf(d->text, sizeof d->text,
-			 "%s: %s: volume spike: %s sent this hour > %.0f x median %.1f of its recent hours",
-			 who, tenant_event_name(ev), val, p->cfg.spike_factor, n->baseline);
+			 "%s: %s: volume spike: %s accepted this bucket > %g x median %.1f of its "
+			 "recent non-empty buckets (limit %s, bucket %llus)",
+			 who, tenant_event_name(ev), val, p->cfg.spike_factor, n->baseline, lim,
+			 (unsigned long long)(p->cfg.bucket_ms / 1000));
 	else
 		snprintf(d->text, sizeof d->text,
 			 "%s: %s: %s %s >= %s (%llu sent, %llu delivered, %llu bounced, %llu unknown "
@@ -812,6 +814,8 @@ int policy_set_state(struct policy *p, const struct policy_key *key, enum policy
 		return rc;
 	if (st == POLICY_OK && s->state != POLICY_OK) {
 		memset(s->ring, 0, p->n_ring * sizeof *s->ring);
+		if (s->hist)
+			memset(s->hist, 0, p->n_hist * sizeof *s->hist);
 		s->resumed_at_ms = now_ms;
 	}
 	if (st == POLICY_HELD) {

@@ -24,9 +24,11 @@
  *   policy_hold     a rate at or above its hold threshold; trap hits at or
  *                   above trap_hold (configuration sets; tenant_trap_hold
  *                   for tenants); a volume spike (tenants): this bucket's
- *                   sent > spike_factor x the median of the tenant's
+ *                   accepted > spike_factor x the median of the tenant's
  *                   non-empty buckets over spike_baseline_ms and >=
  *                   spike_floor, once it has spike_min_buckets such buckets
+ *                   (accepted, not sent: a blast is caught at the door,
+ *                   while most of it still waits in the queue)
  *   policy_disable  a hold again within repeat_ms of an operator resume
  *   grace_expired   the hold's grace period passed and the subject's
  *                   numbers (over the window before the hold plus
@@ -38,7 +40,9 @@
  * The engine tracks the state it has driven each subject to (ok, warned,
  * held, disabled); operator actions reach it through policy_set_state().
  * A resume clears the subject's counters (a fresh start, judged again from
- * zero) and starts the repeat_ms clock.
+ * zero) and its spike history (the operator accepted the volume: the
+ * baseline is learnt afresh, spike_min_buckets buckets before the next
+ * spike can hold) and starts the repeat_ms clock.
  *
  * Memory: at most max_subjects subjects; when full, the least recently
  * updated subject in state ok is forgotten (others are never dropped:
@@ -68,6 +72,7 @@ enum policy_metric {
 	POLICY_UNKNOWN_USER, /* hard bounce with reason userunknown (also counted as bounced) */
 	POLICY_COMPLAINT,    /* an ARF complaint */
 	POLICY_TRAP_HIT,     /* mail to an address on an operator spam-trap list */
+	POLICY_ACCEPTED,     /* a message taken into the spool (the volume-spike count) */
 	POLICY_N_METRICS
 };
 
@@ -89,7 +94,7 @@ struct policy_config {
 	uint64_t grace_ms;                   /* 24h from hold to grace_expired */
 	uint64_t repeat_ms;                  /* 7d: a hold this soon after a resume disables */
 	double spike_factor;                 /* 10 */
-	uint32_t spike_floor;                /* 1000 sent in the bucket */
+	uint32_t spike_floor;                /* 1000 accepted in the bucket */
 	uint32_t spike_min_buckets;          /* 6 non-empty buckets of history */
 	uint64_t spike_baseline_ms;          /* 7d */
 };
@@ -116,7 +121,7 @@ enum policy_reason {
 struct policy_numbers {
 	uint64_t count[POLICY_N_METRICS];
 	double bounce_rate, unknown_rate, complaint_rate; /* -1 under the guard */
-	uint64_t bucket_sent;  /* sent in the current bucket (tenants) */
+	uint64_t bucket_sent;  /* accepted in the current bucket (tenants) */
 	double baseline;       /* median of non-empty buckets; -1 without enough history */
 };
 

@@ -19,6 +19,7 @@
  *   sluicectl suppress ...             suppression lists (admin API)
  *   sluicectl verp decode ADDRESS      what a VERP return path names
  *   sluicectl reputation TENANT        rates, state, recent automatic actions
+ *   sluicectl reputation hold|resume TENANT DOMAIN STREAM   a configuration set
  *
  * The admin-API commands share their options and output (cmd_api.h).
  */
@@ -78,6 +79,8 @@ static int usage(FILE *f, int rc)
 		   "  suppress ...            suppression lists (sluicectl suppress --help)\n"
 		   "  verp decode ADDRESS     the tenant, message and recipient of a return path\n"
 		   "  reputation TENANT       rates, state and recent automatic actions\n"
+		   "  reputation hold|resume TENANT DOMAIN STREAM\n"
+		   "                          pause / release a configuration set\n"
 		   "  help                    this text\n");
 	return rc;
 }

@@ -1523,6 +1523,69 @@ fail:
 	return rc;
 }
 
+int store_cfgset_set_paused(struct store *st, const char *tenant, const char *domain,
+			    uint8_t stream, bool paused, const char *actor, const char *reason)
+{
+	struct store_cfgset c = { 0 };
+	struct store_tenant t;
+	struct store_audit e;
+	struct sl_buf rec = { 0 };
+	char dom[STORE_DOMAIN_MAX + 1];
+	uint8_t kb[CFGSET_KEY_MAX];
+	MDB_txn *txn;
+	MDB_val k, v;
+	int rc;
+
+	if (!st || !tenant || !domain || !valid_name(tenant) || stream >= STORE_STREAMS ||
+	    strlen(domain) > STORE_DOMAIN_MAX || !norm_domain(domain, dom, false))
+		return -EINVAL;
+	if ((rc = audit_fill(&e, actor, paused ? "cfgset.hold" : "cfgset.resume", "tenant", tenant,
+			     reason ? reason : "")) < 0 ||
+	    (rc = audit_kv(&e, "domain", dom, "stream", stream ? "marketing" : "transactional", NULL,
+			   NULL)) < 0)
+		return rc;
+	k.mv_size = cfgset_key(kb, tenant, dom, stream);
+	k.mv_data = kb;
+	if ((rc = txn_begin(st, true, &txn)))
+		return rc;
+	if ((rc = tenant_read(st, txn, tenant, &t)) < 0)
+		goto fail;
+	rc = mdb_get(txn, st->db_cfgsets, &k, &v);
+	if (rc == 0) {
+		if ((rc = store_cfgset_decode(v.mv_data, v.mv_size, &c)) < 0)
+			goto fail;
+	} else if (rc == MDB_NOTFOUND) {
+		if ((rc = meta_next_id(st, txn, &c.id)) < 0)
+			goto fail;
+		c.created_ms = wall_ms();
+	} else {
+		rc = mdb_to_err(rc);
+		goto fail;
+	}
+	if (((c.flags & STORE_CFGSET_PAUSED) != 0) == paused) {
+		mdb_txn_abort(txn);
+		return 1;
+	}
+	memcpy(c.tenant, tenant, strlen(tenant) + 1);
+	memcpy(c.domain, dom, strlen(dom) + 1);
+	c.stream = stream;
+	c.flags = paused ? c.flags | STORE_CFGSET_PAUSED : c.flags & ~STORE_CFGSET_PAUSED;
+	c.updated_ms = wall_ms();
+	if ((rc = store_cfgset_encode(&c, &rec)) < 0)
+		goto fail;
+	v.mv_size = sl_buf_avail(&rec);
+	v.mv_data = sl_buf_head(&rec);
+	if ((rc = mdb_to_err(mdb_put(txn, st->db_cfgsets, &k, &v, 0))) < 0 ||
+	    (rc = audit_put(st, txn, &e)) < 0)
+		goto fail;
+	sl_buf_free(&rec);
+	return txn_commit(txn);
+fail:
+	sl_buf_free(&rec);
+	mdb_txn_abort(txn);
+	return rc;
+}
+
 int store_cfgset_get(struct store *st, const char *tenant, const char *domain, uint8_t stream,
 		     struct store_cfgset *out)
 {

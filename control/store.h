@@ -212,6 +212,13 @@ int store_token_list(struct store *st, const char *tenant, const char *after,
 int store_cfgset_put(struct store *st, struct store_cfgset *c, const char *actor);
 int store_cfgset_get(struct store *st, const char *tenant, const char *domain, uint8_t stream,
 		     struct store_cfgset *out);
+/* Set (paused) or clear STORE_CFGSET_PAUSED on the set, creating it (the
+ * stream's pool, the default selector) when it does not exist; audited as
+ * "cfgset.hold" / "cfgset.resume" for the tenant with reason. 0 when it
+ * changed, 1 when the flag already was so (nothing written), SL_ENOTFOUND
+ * no such tenant, -EINVAL. */
+int store_cfgset_set_paused(struct store *st, const char *tenant, const char *domain,
+			    uint8_t stream, bool paused, const char *actor, const char *reason);
 /* Up to limit of tenant's sets ordered by (domain, stream), starting after
  * the set `after` (its domain and stream; NULL = from the first); *n and
  * *more as for store_tenant_list. */

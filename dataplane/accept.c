@@ -8,6 +8,7 @@
 #include "metrics.h"
 #include "queue.h"
 #include "quota.h"
+#include "reputation.h"
 #include "tenant_view.h"
 #include "unsubscribe.h"
 
@@ -110,6 +111,7 @@ static void on_put_done(struct spool_waiter *w, struct spool_op *op)
 	/* Commit point passed when op->result is 0: the message is durable, and
 	 * only now may the client hear that it was accepted. */
 	if (op->result == 0) {
+		reputation_accepted(am->acc->env.rep, &am->msg);
 		queue_add(am->acc->env.queue, &am->msg);
 		count_accepted(am->acc, &am->msg);
 	}

@@ -11,8 +11,9 @@
  *      none, a Message-ID;
  *   3. DKIM-signs it on the offload thread when the From domain has keys
  *      (the signature goes in front of everything);
- *   4. submits one spool PUT and, once the group commit completed, adds it
- *      to the queue, counts it, and calls am->done(am, 0).
+ *   4. submits one spool PUT and, once the group commit completed, counts
+ *      it for reputation (reputation_accepted), adds it to the queue,
+ *      counts it, and calls am->done(am, 0).
  * Durability: done with result 0 is the commit point; only then may the
  * client hear 250 / HTTP 200. A failed commit or signature calls done with
  * a negative result and keeps nothing.
@@ -68,6 +69,7 @@ struct metrics;
 #define ACCEPT_ELINK (-ENOLINK)
 
 struct tenant_view;
+struct reputation;
 
 struct accept_env {
 	struct loop *loop;
@@ -79,6 +81,8 @@ struct accept_env {
 	struct tenant_view *const *tenants;
 	/* Outbound link checking (link_check:), or NULL: off. Borrowed. */
 	struct link_guard *links;
+	/* Reputation automation (volume-spike counts), or NULL. */
+	struct reputation *rep;
 };
 
 struct accept_msg {

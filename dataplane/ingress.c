@@ -574,7 +574,8 @@ int ingress_create(const struct ingress_env *env, struct ingress **out, char *er
 		goto fail;
 	acc_env = (struct accept_env){ .loop = env->loop, .spool = env->spool,
 				       .queue = env->queue, .metrics = env->metrics, .cfg = cfg,
-				       .tenants = env->tenants, .links = env->links };
+				       .tenants = env->tenants, .links = env->links,
+				       .rep = env->rep };
 	rc = accept_create(&acc_env, &in->acc, err, errlen);
 	if (rc < 0)
 		goto fail;

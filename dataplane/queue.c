@@ -147,7 +147,7 @@ static struct domain_queue *dq_get(struct queue *q, const char *pool, const char
 static bool tenant_held(const struct queue *q, const struct delivery *d)
 {
 	return q->env.hooks.may_deliver &&
-	       !q->env.hooks.may_deliver(q->env.hooks.tenant_ctx, d->msg->m.tenant);
+	       !q->env.hooks.may_deliver(q->env.hooks.tenant_ctx, &d->msg->m);
 }
 
 static void dq_push(struct queue *q, struct domain_queue *dq, struct delivery *d, bool front)

@@ -63,10 +63,11 @@ struct queue_hooks {
 	/* queue_destroy hands back each domain queue's egress state to free. */
 	void (*forget)(void *ctx, void *egress_state);
 	void *ctx;
-	/* May tenant's mail be delivered now (tenant.h lifecycle)? NULL: yes.
-	 * Ready work of a tenant that may not is held (kept, not offered to
-	 * egress) until queue_tenants_changed() finds it may again. */
-	bool (*may_deliver)(void *tenant_ctx, const char *tenant);
+	/* May message m be delivered now (its tenant's lifecycle, tenant.h;
+	 * its configuration set's hold)? NULL: yes. Ready work that may not
+	 * is held (kept, not offered to egress) until queue_tenants_changed()
+	 * finds it may again. */
+	bool (*may_deliver)(void *tenant_ctx, const struct spool_msg *m);
 	void *tenant_ctx;
 };
 
@@ -148,7 +149,7 @@ void domain_queue_fail_ready(struct queue *q, struct domain_queue *dq,
 
 struct queue_stats {
 	uint64_t messages, ready, active, deferred;
-	uint64_t held; /* ready, but the tenant may not deliver (on_hold ...) */
+	uint64_t held; /* ready, but may not deliver (tenant on_hold, cfgset held ...) */
 	uint64_t paused; /* deliveries parked by a queue pause */
 	uint64_t stuck;  /* destination queues currently flagged stuck */
 };

@@ -455,18 +455,48 @@ static const char *event_word(enum tenant_event ev)
 	}
 }
 
-/* A decision (configuration set or tenant) becomes the tenant's lifecycle
- * transition in the store, audited with the decision's text. */
+/* The lifecycle event a decision becomes for its tenant. A configuration
+ * set's hold stays with the set (apply_decision); its escalations (a
+ * repeat hold, a grace expiry with the numbers still bad) disable the
+ * tenant, whose state is not on_hold then, so grace_expired becomes
+ * policy_disable. */
+static enum tenant_event tenant_event_of(const struct policy_decision *d)
+{
+	if (d->cfgset && d->event == TENANT_EV_GRACE_EXPIRED)
+		return TENANT_EV_POLICY_DISABLE;
+	return d->event;
+}
+
+/* A decision becomes a store transition, audited with the decision's
+ * text: a configuration set's hold pauses that set only
+ * (STORE_CFGSET_PAUSED: its mail is accepted and kept, the tenant's other
+ * sets deliver); everything else is the tenant's lifecycle transition. A
+ * hold for a volume spike has no grace deadline: it waits for an
+ * operator. */
 static void apply_decision(struct reputation *r, const struct policy_decision *d)
 {
+	bool set_hold = d->cfgset && d->event == TENANT_EV_POLICY_HOLD;
+	bool spike = d->reason == POLICY_R_VOLUME_SPIKE;
 	const char *why = NULL;
-	struct store_tenant t;
 	int rc;
 
-	rc = store_tenant_set_state(r->env.store, d->tenant, d->event, d->grace_until_ms, "policy",
-				    d->text, &t, &why);
+	if (set_hold) {
+		rc = store_cfgset_set_paused(r->env.store, d->tenant, d->domain, d->stream, true,
+					     "policy", d->text);
+		if (rc == 1) {
+			rc = -EALREADY;
+			why = "the configuration set is already paused";
+		}
+	} else {
+		rc = store_tenant_set_state(r->env.store, d->tenant, tenant_event_of(d),
+					    spike ? 0 : d->grace_until_ms, "policy", d->text, NULL,
+					    &why);
+	}
 	bump(counter(r, "sluice_policy_actions_total", "Reputation policy decisions", "action",
 		     event_word(d->event)));
+	if (spike)
+		bump(counter(r, "sluice_volume_spike_holds_total",
+			     "Tenants held for review after a volume spike", "tenant", d->tenant));
 	recent_add(r, d->tenant, event_word(d->event), d->text);
 	event(r, EVENT_POLICY, d->tenant, NULL, NULL, d->stream, d->text);
 	if (rc == 0) {
@@ -474,8 +504,8 @@ static void apply_decision(struct reputation *r, const struct policy_decision *d
 		if (r->env.tenant_changed)
 			r->env.tenant_changed(r->env.ctx, d->tenant);
 	} else {
-		sl_info("policy: %s (tenant state unchanged: %s)", d->text,
-			why ? why : sl_strerror(rc));
+		sl_info("policy: %s (%s unchanged: %s)", d->text,
+			set_hold ? "configuration set" : "tenant state", why ? why : sl_strerror(rc));
 	}
 }
 
@@ -499,24 +529,39 @@ static void held_add(struct reputation *r, const struct policy_decision *d)
 	h->stream = d->stream;
 }
 
+/* Is the configuration set paused in the store? */
+static bool set_paused(struct reputation *r, const char *tenant, const char *domain,
+		       uint8_t stream)
+{
+	struct store_cfgset c;
+
+	return store_cfgset_get(r->env.store, tenant, domain, stream, &c) == 0 &&
+	       (c.flags & STORE_CFGSET_PAUSED);
+}
+
 void reputation_tenant_changed(struct reputation *r, const char *tenant)
 {
 	struct policy_key k = { .tenant = tenant };
 	struct policy_status ps;
 	struct store_tenant t;
 	uint64_t now = loop_wall_ms();
+	bool sending;
 
-	if (!r || store_tenant_get(r->env.store, tenant, &t) < 0 ||
-	    (t.state != TENANT_ACTIVE && t.state != TENANT_SANDBOX))
+	if (!r || store_tenant_get(r->env.store, tenant, &t) < 0)
 		return;
+	sending = t.state == TENANT_ACTIVE || t.state == TENANT_SANDBOX;
 	pthread_mutex_lock(&r->mu);
-	if (policy_status(r->policy, &k, now, &ps) == 0 &&
+	if (sending && policy_status(r->policy, &k, now, &ps) == 0 &&
 	    (ps.state == POLICY_HELD || ps.state == POLICY_DISABLED))
 		policy_set_state(r->policy, &k, POLICY_OK, 0, now);
+	/* A set's hold lifts when its pause is cleared (the tenant may be
+	 * active all along); a set whose repeat hold disabled the tenant is
+	 * not paused and lifts with the tenant's resume. */
 	for (size_t i = 0; i < r->n_held;) {
 		struct held_set *h = &r->held[i];
 
-		if (strcmp(h->tenant, tenant) != 0) {
+		if (strcmp(h->tenant, tenant) != 0 || !sending ||
+		    set_paused(r, tenant, h->domain, h->stream)) {
 			i++;
 			continue;
 		}
@@ -650,6 +695,15 @@ void reputation_reply(struct reputation *r, const struct spool_msg *m,
 	if (response_engine_observe(r->reng, provider && *provider ? provider : NULL, source_ip,
 				    m->tenant[0] ? m->tenant : NULL, line, loop_wall_ms(), &a) == 1)
 		response_fired(r, m->tenant[0] ? m : NULL, &a, line);
+}
+
+void reputation_accepted(struct reputation *r, const struct spool_msg *m)
+{
+	if (!r || !m->tenant[0])
+		return;
+	record(r, &(struct policy_key){ .tenant = m->tenant, .domain = sender_domain(m),
+					.stream = m->stream },
+	       POLICY_ACCEPTED);
 }
 
 void reputation_outcome(struct reputation *r, const struct spool_msg *m, const char *rcpt,
@@ -1015,6 +1069,58 @@ static void subject_json(struct reputation *r, const struct policy_key *k, struc
 	sl_buf_free(&rb);
 }
 
+/* Append one set's {"domain", "stream", subject_json's members, "paused"}
+ * to the JSON array being built in b (mu held); ask_store false: the
+ * caller knows it is paused. */
+static void set_json(struct reputation *r, const char *tenant, const char *domain,
+		     uint8_t stream, bool ask_store, struct sl_buf *b)
+{
+	struct sl_buf eb = { 0 };
+	struct json_obj e;
+
+	json_obj_begin(&e, &eb);
+	json_obj_str(&e, "domain", domain);
+	json_obj_str(&e, "stream", stream ? "marketing" : "transactional");
+	subject_json(r, &(struct policy_key){ .tenant = tenant, .domain = domain, .stream = stream },
+		     &e);
+	json_obj_bool(&e, "paused", !ask_store || set_paused(r, tenant, domain, stream));
+	json_obj_end(&e);
+	if (sl_buf_avail(b) > 1)
+		sl_buf_append(b, ",", 1);
+	sl_buf_append(b, sl_buf_head(&eb), sl_buf_avail(&eb));
+	sl_buf_free(&eb);
+}
+
+/* Append the tenant's paused sets that the engine has not seen since the
+ * start (a hold from before a restart, an operator's pause) (mu held). */
+static void paused_sets_json(struct reputation *r, const char *tenant, struct sl_buf *b)
+{
+	struct store_cfgset page[32], after;
+	bool more = true, first = true;
+	size_t n;
+
+	while (more) {
+		if (store_cfgset_list(r->env.store, tenant, first ? NULL : &after, page, 32, &n,
+				      &more) < 0)
+			return;
+		first = false;
+		for (size_t i = 0; i < n; i++) {
+			bool seen = false;
+
+			if (!(page[i].flags & STORE_CFGSET_PAUSED))
+				continue;
+			for (size_t j = 0; j < r->n_sets && !seen; j++)
+				seen = r->sets[j].stream == page[i].stream &&
+				       !strcmp(r->sets[j].tenant, tenant) &&
+				       !strcasecmp(r->sets[j].domain, page[i].domain);
+			if (!seen)
+				set_json(r, tenant, page[i].domain, page[i].stream, false, b);
+		}
+		if (n)
+			after = page[n - 1];
+	}
+}
+
 int reputation_status_json(struct reputation *r, const char *tenant, struct sl_buf *b)
 {
 	struct sl_buf list = { 0 }, sets = { 0 }, eb = { 0 };
@@ -1043,25 +1149,10 @@ int reputation_status_json(struct reputation *r, const char *tenant, struct sl_b
 	}
 	sl_buf_append(&list, "]", 1);
 	sl_buf_append(&sets, "[", 1);
-	first = true;
-	for (size_t i = 0; i < r->n_sets; i++) {
-		const struct held_set *h = &r->sets[i];
-
-		if (strcmp(h->tenant, tenant) != 0)
-			continue;
-		sl_buf_reset(&eb);
-		json_obj_begin(&e, &eb);
-		json_obj_str(&e, "domain", h->domain);
-		json_obj_str(&e, "stream", h->stream ? "marketing" : "transactional");
-		subject_json(r, &(struct policy_key){ .tenant = tenant, .domain = h->domain,
-						      .stream = h->stream },
-			     &e);
-		json_obj_end(&e);
-		if (!first)
-			sl_buf_append(&sets, ",", 1);
-		sl_buf_append(&sets, sl_buf_head(&eb), sl_buf_avail(&eb));
-		first = false;
-	}
+	for (size_t i = 0; i < r->n_sets; i++)
+		if (!strcmp(r->sets[i].tenant, tenant))
+			set_json(r, tenant, r->sets[i].domain, r->sets[i].stream, true, &sets);
+	paused_sets_json(r, tenant, &sets);
 	sl_buf_append(&sets, "]", 1);
 	json_obj_begin(&o, b);
 	json_obj_str(&o, "tenant", tenant);

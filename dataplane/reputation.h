@@ -89,13 +89,21 @@ bool reputation_may_send(struct reputation *r, const char *provider, const char 
 double reputation_rate_factor(struct reputation *r, const char *provider, const char *source_ip);
 /* Every second or so: policy ticks (grace expiries, recoveries). */
 void reputation_tick(struct reputation *r);
-/* Any thread: tenant's state changed in the store (an operator action).
- * When it is active (or sandbox) again, the policy engine's holds on the
- * tenant and its configuration sets are lifted (their counters cleared),
- * so it is judged afresh and can be held again. */
+/* Any thread: tenant's state or one of its configuration sets changed in
+ * the store (an operator action). When it is active (or sandbox) again,
+ * the policy engine's hold on the tenant is lifted, and so is the hold on
+ * each of its configuration sets that is no longer paused
+ * (STORE_CFGSET_PAUSED); their counters are cleared, so they are judged
+ * afresh and can be held again. */
 void reputation_tenant_changed(struct reputation *r, const char *tenant);
 
 /* --- injection ------------------------------------------------------------ */
+
+/* m was taken into the spool (loop thread; r may be NULL): counted for
+ * its tenant's volume-spike rule. The spike is judged by the next
+ * reputation_tick(); a spike holds the tenant (on_hold, no grace
+ * deadline) for an operator's review. */
+void reputation_accepted(struct reputation *r, const struct spool_msg *m);
 
 /* Is rcpt suppressed for tenant (its list or the global one)? 1 with the
  * reason name in *reason ("hard_bounce", ...) and the hit counted in

@@ -92,7 +92,7 @@ struct daemon {
 	struct loop_op op_spool, op_dns;
 	uint64_t spool_ev;
 	uint64_t events_flushed_ms;
-	int64_t *g_msgs, *g_ready, *g_active, *g_deferred;
+	int64_t *g_msgs, *g_ready, *g_active, *g_deferred, *g_held;
 	/* Warm-up (warmup.schedules): schedules, gate, state file. */
 	struct warmup_config *warmup;
 	struct warmup_gate *gate;
@@ -530,11 +530,11 @@ static int ips_json(void *daemon, struct sl_buf *out)
 
 /* --- the tenant view --------------------------------------------------- */
 
-static bool view_may_deliver(void *ctx, const char *tenant)
+static bool view_may_deliver(void *ctx, const struct spool_msg *m)
 {
 	struct daemon *d = ctx;
 
-	return tenant_view_may_deliver(d->tview, tenant);
+	return tenant_view_msg_may_deliver(d->tview, m->tenant, m->mail_from, m->stream);
 }
 
 struct view_msg {
@@ -715,6 +715,7 @@ static void idle_hook(void *arg)
 	*d->g_ready = (int64_t)st.ready;
 	*d->g_active = (int64_t)st.active;
 	*d->g_deferred = (int64_t)st.deferred;
+	*d->g_held = (int64_t)st.held;
 	/* The event log is written in chunks: every 50 ms (or at 64 KiB, by
 	 * events_write itself), not once per loop iteration. */
 	if (d->events && loop_now_ms(d->loop) - d->events_flushed_ms >= 50) {
@@ -766,7 +767,9 @@ static int daemon_start(struct daemon *d)
 	d->g_active = metrics_gauge(d->metrics, "sluice_queue_active", "Deliveries in progress", "");
 	d->g_deferred = metrics_gauge(d->metrics, "sluice_queue_deferred",
 				      "Deliveries waiting for a retry", "");
-	if (!d->g_msgs || !d->g_ready || !d->g_active || !d->g_deferred)
+	d->g_held = metrics_gauge(d->metrics, "sluice_queue_held",
+				  "Deliveries kept: tenant on hold or configuration set paused", "");
+	if (!d->g_msgs || !d->g_ready || !d->g_active || !d->g_deferred || !d->g_held)
 		return -ENOMEM;
 	if (cfg->events_path && (rc = events_open(cfg->events_path, &d->events)) < 0) {
 		sl_err("event log %s: %s", cfg->events_path, sl_strerror(rc));

@@ -18,7 +18,51 @@ struct tenant_view {
 		char domain[STORE_DOMAIN_MAX + 1];
 	} *dom;
 	size_t n_dom;
+	/* paused configuration sets (a policy hold or an operator's pause),
+	 * sorted by (tenant, domain, stream) as the store lists them */
+	struct view_cfgset {
+		char tenant[STORE_NAME_MAX + 1];
+		char domain[STORE_DOMAIN_MAX + 1];
+		uint8_t stream;
+	} *held;
+	size_t n_held, cap_held;
 };
+
+/* Copy tenant's paused configuration sets into v. */
+static int load_held_sets(struct store *st, const char *tenant, struct tenant_view *v)
+{
+	struct store_cfgset page[32], after;
+	bool more = true, first = true;
+	size_t n;
+	int rc;
+
+	while (more) {
+		if ((rc = store_cfgset_list(st, tenant, first ? NULL : &after, page, 32, &n, &more)) < 0)
+			return rc;
+		first = false;
+		for (size_t i = 0; i < n; i++) {
+			struct view_cfgset *h;
+
+			if (!(page[i].flags & STORE_CFGSET_PAUSED))
+				continue;
+			if (v->n_held == v->cap_held) {
+				size_t cap = v->cap_held ? v->cap_held * 2 : 16;
+
+				if (!(h = realloc(v->held, cap * sizeof *h)))
+					return -ENOMEM;
+				v->held = h;
+				v->cap_held = cap;
+			}
+			h = &v->held[v->n_held++];
+			memcpy(h->tenant, page[i].tenant, sizeof h->tenant);
+			memcpy(h->domain, page[i].domain, sizeof h->domain);
+			h->stream = page[i].stream;
+		}
+		if (n)
+			after = page[n - 1];
+	}
+	return 0;
+}
 
 /* Copy the verified sending domains of st into v. */
 static int load_domains(struct store *st, struct tenant_view *v)
@@ -87,6 +131,8 @@ int tenant_view_load(struct store *st, struct tenant_view **out)
 			e->quota_day = page[i].quota_day;
 			for (int s = 0; s < STORE_STREAMS; s++)
 				memcpy(e->pool[s], page[i].streams[s].pool, sizeof e->pool[s]);
+			if ((rc = load_held_sets(st, e->name, v)) < 0)
+				goto fail;
 		}
 		if (n)
 			memcpy(after, page[n - 1].name, sizeof after);
@@ -105,6 +151,7 @@ void tenant_view_free(struct tenant_view *v)
 	if (!v)
 		return;
 	free(v->dom);
+	free(v->held);
 	free(v->e);
 	free(v);
 }
@@ -133,6 +180,43 @@ const struct tenant_view_entry *tenant_view_find(const struct tenant_view *v, co
 			lo = mid + 1;
 	}
 	return NULL;
+}
+
+bool tenant_view_cfgset_held(const struct tenant_view *v, const char *tenant, const char *domain,
+			     uint8_t stream)
+{
+	size_t lo = 0, hi;
+
+	if (!v || !tenant || !domain || !v->n_held)
+		return false;
+	hi = v->n_held;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		const struct view_cfgset *h = &v->held[mid];
+		int c = strcmp(tenant, h->tenant);
+
+		if (!c)
+			c = strcasecmp(domain, h->domain);
+		if (!c)
+			c = (int)stream - (int)h->stream;
+		if (c == 0)
+			return true;
+		if (c < 0)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return false;
+}
+
+bool tenant_view_msg_may_deliver(const struct tenant_view *v, const char *tenant,
+				 const char *mail_from, uint8_t stream)
+{
+	const char *at = mail_from ? strrchr(mail_from, '@') : NULL;
+
+	if (!tenant_view_may_deliver(v, tenant))
+		return false;
+	return !at || !tenant_view_cfgset_held(v, tenant, at + 1, stream);
 }
 
 bool tenant_view_may_deliver(const struct tenant_view *v, const char *name)

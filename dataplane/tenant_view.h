@@ -4,7 +4,7 @@
  * The control store (control/store.h) is the truth about tenants, but the
  * data path must not read LMDB per message. A tenant_view is an immutable
  * copy of what the data path needs (name, lifecycle state, default stream,
- * pool per stream, quotas), loaded from the store on any thread and then handed to
+ * pool per stream, quotas, paused configuration sets), loaded from the store on any thread and then handed to
  * the loop thread, which swaps its current pointer and frees the old view
  * (sluiced posts the swap through its mailbox, so the loop thread is the
  * only reader and nothing is freed under it).
@@ -20,6 +20,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "config.h"
 #include "store.h"
@@ -44,6 +45,14 @@ size_t tenant_view_count(const struct tenant_view *v);
 
 /* May tenant name deliver / inject per v? True when it is not in v. */
 bool tenant_view_may_deliver(const struct tenant_view *v, const char *name);
+/* Is the configuration set (tenant, sending domain any case, stream)
+ * paused in v (STORE_CFGSET_PAUSED: a policy hold or an operator pause)? */
+bool tenant_view_cfgset_held(const struct tenant_view *v, const char *tenant, const char *domain,
+			     uint8_t stream);
+/* May a message of tenant with envelope sender mail_from on stream be
+ * delivered: the tenant may, and its configuration set is not paused? */
+bool tenant_view_msg_may_deliver(const struct tenant_view *v, const char *tenant,
+				 const char *mail_from, uint8_t stream);
 /* The refusal for injecting as tenant name, or NULL when it may. */
 const struct tenant_refusal *tenant_view_inject_refusal(const struct tenant_view *v,
 							 const char *name);

@@ -296,28 +296,32 @@ def test_incident_replay(tmp_path, sink_factory, sluiced_factory):
 
 
 def test_spam_trap_hit_holds_at_once(tmp_path, sink_factory, sluiced_factory):
-    """The default policy: one trap hit holds the configuration set, and so
-    its tenant, with no volume guard."""
+    """The default policy: one trap hit holds the configuration set (not the
+    whole tenant), with no volume guard."""
     sink = sink_factory()
     d = sluiced_factory(api=True, tenants=[{"name": "t1"}],
                         extra=bounces(tmp_path, traps="# traps\nspamtrap@example.test\n")).start()
+    d.api("POST", "/v1/tenants/t1/approve", {"reason": "test"})
     st, r = d.api("POST", "/v1/messages?tenant=t1", {"messages": [
         {"from": "news@t1.test", "to": ["fine@gmail.test"], "text": "x"},
         {"from": "news@t1.test", "to": ["SpamTrap@example.test"], "text": "x"}]})
     assert st == 200, r
-    wait_until(lambda: d.api("GET", "/v1/tenants/t1")[1]["state"] == "on_hold", 30, "t1 held")
+    wait_until(lambda: d.api("GET", "/v1/tenants/t1/cfgsets/t1.test/transactional")[1]
+               .get("paused"), 30, "t1.test/transactional held")
+    assert d.api("GET", "/v1/tenants/t1")[1]["state"] == "active"
     st, r = d.api("GET", "/v1/audit?tenant=t1")
     hold = [a for a in r["items"] if a["actor"] == "policy"][0]
-    assert "spam_trap" in hold["reason"] or "trap" in hold["reason"], hold
+    assert hold["action"] == "cfgset.hold" and "spam_trap" in hold["reason"], hold
     st, rep = d.api("GET", "/v1/reputation/t1")
     assert rep["counts"]["trap_hits"] == 1
     assert any(x["action"] == "trap_hit" for x in rep["recent"])
     assert "sluice_spamtrap_hits_total 1" in d.metrics()
     sink.wait_messages(2)
-    # An operator resumes; the engine judges afresh, and a second hit within
-    # the repeat window disables the tenant.
-    st, r = d.api("POST", "/v1/tenants/t1/resume", {"reason": "list cleaned"})
-    assert st == 200, r
+    # An operator resumes the set; the engine judges afresh, and a second
+    # hit within the repeat window disables the tenant.
+    st, r = d.api("POST", "/v1/tenants/t1/cfgsets/t1.test/transactional/resume",
+                  {"reason": "list cleaned"})
+    assert st == 200 and not r["paused"], r
     st, r = d.api("POST", "/v1/messages?tenant=t1", {"messages": [
         {"from": "news@t1.test", "to": ["spamtrap@example.test"], "text": "again"}]})
     assert st == 200, r

@@ -261,7 +261,53 @@ static void test_tenant_view(void **state)
 	assert_int_equal(tenant_view_inject_refusal(v, "zeta")->smtp_code, 550);
 	assert_non_null(strstr(tenant_view_inject_refusal(v, "zeta")->text, "review"));
 	assert_non_null(tenant_view_inject_refusal(v, "mid"));
+	assert_false(tenant_view_cfgset_held(v, "alpha", "news.alpha.test", 1));
 	tenant_view_free(v);
+
+	/* A paused configuration set holds that set's mail only. */
+	mk(f->st, "beta", TENANT_EV_OPERATOR_APPROVE);
+	assert_int_equal(store_cfgset_set_paused(f->st, "alpha", "News.Alpha.test", 1, true, "policy",
+						 "bounce_rate 12%"),
+			 0);
+	assert_int_equal(store_cfgset_set_paused(f->st, "alpha", "news.alpha.test", 1, true, "policy",
+						 "again"),
+			 1);
+	assert_int_equal(store_cfgset_set_paused(f->st, "beta", "b.test", 0, true, "op:x", "r"), 0);
+	assert_int_equal(store_cfgset_set_paused(f->st, "nope", "b.test", 0, true, "op:x", "r"),
+			 SL_ENOTFOUND);
+	assert_int_equal(tenant_view_load(f->st, &v), 0);
+	assert_true(tenant_view_cfgset_held(v, "alpha", "NEWS.alpha.test", 1));
+	assert_false(tenant_view_cfgset_held(v, "alpha", "news.alpha.test", 0));
+	assert_false(tenant_view_cfgset_held(v, "alpha", "other.alpha.test", 1));
+	assert_true(tenant_view_cfgset_held(v, "beta", "b.test", 0));
+	assert_false(tenant_view_msg_may_deliver(v, "alpha", "x@news.alpha.test", 1));
+	assert_true(tenant_view_msg_may_deliver(v, "alpha", "x@news.alpha.test", 0));
+	assert_true(tenant_view_msg_may_deliver(v, "alpha", "", 1));
+	assert_false(tenant_view_msg_may_deliver(v, "zeta", "x@z.test", 0));
+	tenant_view_free(v);
+	assert_int_equal(store_cfgset_set_paused(f->st, "alpha", "news.alpha.test", 1, false, "op:x",
+						 "list cleaned"),
+			 0);
+	assert_int_equal(tenant_view_load(f->st, &v), 0);
+	assert_false(tenant_view_cfgset_held(v, "alpha", "news.alpha.test", 1));
+	assert_true(tenant_view_cfgset_held(v, "beta", "b.test", 0));
+	tenant_view_free(v);
+	{
+		struct store_audit a[64];
+		size_t n;
+		bool more;
+		int holds = 0, resumes = 0;
+
+		assert_int_equal(store_audit_list(f->st, 0, "tenant:alpha", a, 64, &n, &more), 0);
+		for (size_t i = 0; i < n; i++) {
+			holds += !strcmp(a[i].action, "cfgset.hold") &&
+				 !strcmp(a[i].reason, "bounce_rate 12%") &&
+				 strstr(a[i].details, "news.alpha.test");
+			resumes += !strcmp(a[i].action, "cfgset.resume");
+		}
+		assert_int_equal(holds, 1);
+		assert_int_equal(resumes, 1);
+	}
 }
 
 static int changed_n;

@@ -48,6 +48,7 @@ static void rec(struct policy *p, const struct policy_key *k, enum policy_metric
 static void batch(struct policy *p, const struct policy_key *k, uint32_t n, uint32_t bounced,
 		  uint32_t unknown, uint64_t t)
 {
+	rec(p, k, POLICY_ACCEPTED, n, t);
 	rec(p, k, POLICY_SENT, n, t);
 	rec(p, k, POLICY_DELIVERED, n - bounced, t);
 	if (bounced)
@@ -335,6 +336,36 @@ static void test_volume_spike(void **state)
 	policy_free(p);
 }
 
+/* The spike counts accepted messages: a burst of sends (retries, a queue
+ * draining after a pause) with no new acceptances is no spike. */
+static void test_volume_spike_counts_accepted(void **state)
+{
+	(void)state;
+	struct policy *p = mk();
+	struct policy_decision d[2];
+	struct policy_status st;
+
+	for (unsigned h = 0; h < 8; h++)
+		batch(p, &tk, 100, 0, 0, T0 + h * HOUR);
+	rec(p, &tk, POLICY_SENT, 5000, T0 + 8 * HOUR);
+	rec(p, &tk, POLICY_DELIVERED, 5000, T0 + 8 * HOUR);
+	assert_int_equal(eval(p, &tk, T0 + 8 * HOUR, d), 0);
+	rec(p, &tk, POLICY_ACCEPTED, 1001, T0 + 8 * HOUR + MIN);
+	assert_int_equal(eval(p, &tk, T0 + 8 * HOUR + MIN, d), 1);
+	assert_true(d[0].reason == POLICY_R_VOLUME_SPIKE && d[0].value == 1001);
+	assert_non_null(strstr(d[0].text, "1001 accepted this bucket > 10 x median 100.0"));
+	assert_int_equal(policy_status(p, &tk, T0 + 8 * HOUR + MIN, &st), 0);
+	assert_int_equal(st.n.count[POLICY_ACCEPTED], 8 * 100 + 1001);
+	/* the operator releases it, accepting the new volume: the baseline is
+	 * learnt afresh, so the next busy hours are no spike */
+	assert_int_equal(policy_set_state(p, &tk, POLICY_OK, 0, T0 + 8 * HOUR + 2 * MIN), 0);
+	assert_int_equal(policy_status(p, &tk, T0 + 8 * HOUR + 2 * MIN, &st), 0);
+	assert_true(st.n.baseline < 0);
+	rec(p, &tk, POLICY_ACCEPTED, 1200, T0 + 9 * HOUR);
+	assert_int_equal(eval(p, &tk, T0 + 9 * HOUR, d), 0);
+	policy_free(p);
+}
+
 /* The incident, at library level: three tenants share a pool; one mails a
  * stale list (30% unknown users, a trap every 500, complaints) while the
  * others send clean mail. The bad one is held within a bounded number of
@@ -504,7 +535,8 @@ static void test_output(void **state)
 				       "\"event\":\"policy_hold\",\"reason\":\"unknown_user_rate\","
 				       "\"value\":0.1,\"threshold\":0.08,\"sent\":1000,"
 				       "\"delivered\":880,\"bounced\":120,\"unknown_user\":100,"
-				       "\"complaints\":0,\"trap_hits\":0,\"bounce_rate\":0.12,"
+				       "\"complaints\":0,\"trap_hits\":0,\"accepted\":1000,"
+				       "\"bounce_rate\":0.12,"
 				       "\"unknown_user_rate\":0.1,\"complaint_rate\":null"));
 	assert_non_null(strstr(b.data, "\"grace_until\":"));
 	sl_buf_free(&b);
@@ -531,6 +563,7 @@ int main(void)
 		cmocka_unit_test(test_repeat_disables),
 		cmocka_unit_test(test_spam_traps),
 		cmocka_unit_test(test_volume_spike),
+		cmocka_unit_test(test_volume_spike_counts_accepted),
 		cmocka_unit_test(test_incident),
 		cmocka_unit_test(test_config),
 		cmocka_unit_test(test_config_yaml),

@@ -30,11 +30,11 @@ struct fixture {
 	bool hold_t; /* tenant "t" may not deliver (on_hold) */
 };
 
-static bool may_deliver(void *ctx, const char *tenant)
+static bool may_deliver(void *ctx, const struct spool_msg *m)
 {
 	struct fixture *f = ctx;
 
-	return !(f->hold_t && !strcmp(tenant, "t"));
+	return !(f->hold_t && !strcmp(m->tenant, "t"));
 }
 
 static void kick(void *ctx, struct domain_queue *dq)
