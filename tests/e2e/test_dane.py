@@ -7,16 +7,18 @@ fixture's certificate, the one on 203.0.113.26 offers no STARTTLS.
   good.dane.test   TLSA 3 1 1 matching 203.0.113.25's key  -> delivered, verified
   bad.dane.test    TLSA 3 1 1 matching nothing             -> deferred
   notls.dane.test  TLSA 3 1 1, receiver without STARTTLS   -> deferred
+  bogus.dane.test  TLSA altered after signing (bogus)      -> deferred, no connection
   plain.test       unsigned                                -> opportunistic TLS
 """
 import hashlib
+import re
 import shutil
 import smtplib
 import subprocess
 
 import pytest
 
-from conftest import DNS_ADDR, SLUICED, message, wait_until
+from conftest import DNS_ADDR, SLUICED, SOURCE_IPS, message, wait_until
 
 DANE_DNS_PORT = 5353
 TLS_SINK = "203.0.113.25"
@@ -49,6 +51,9 @@ _25._tcp.mx.bad IN TLSA 3 1 1 {"00" * 32}
 notls IN MX 10 mx.notls.dane.test.
 mx.notls IN A {PLAIN_SINK}
 _25._tcp.mx.notls IN TLSA 3 1 1 {digest}
+bogus IN MX 10 mx.bogus.dane.test.
+mx.bogus IN A {TLS_SINK}
+_25._tcp.mx.bogus IN TLSA 3 1 1 {digest}
 """
 
 
@@ -105,6 +110,12 @@ def dane_dns(tmp_path_factory, certs):
                          check=True, capture_output=True, text=True).stdout.strip()
     subprocess.run(["ldns-signzone", "-o", "dane.test.", "dane.test.zone", key], cwd=d,
                    check=True, capture_output=True)
+    # Alter bogus's TLSA record after signing: its RRSIG no longer fits.
+    signed = d / "dane.test.zone.signed"
+    text, n = re.subn(r"^(_25\._tcp\.mx\.bogus\.dane\.test\.\s+\d+\s+IN\s+TLSA\s+3 1 1 )[0-9a-fA-F]+",
+                      lambda m: m.group(1) + "11" * 32, signed.read_text(), flags=re.M)
+    assert n == 1
+    signed.write_text(text)
     (d / "unbound.conf").write_text(UNBOUND_CONF.format(addr=DNS_ADDR, port=DANE_DNS_PORT,
                                                         dir=d, tls_sink=TLS_SINK))
     p = subprocess.Popen(["/usr/sbin/unbound", "-d", "-c", str(d / "unbound.conf")],
@@ -174,6 +185,18 @@ def test_dane_without_starttls_defers(sinks, dane_sluiced):
     # No plaintext fallback on the retries either.
     dane_sluiced.wait_events("deferred", 2)
     assert plain_sink.messages() == []
+
+
+def test_bogus_tlsa_defers_without_connecting(sinks, dane_sluiced):
+    tls_sink, _ = sinks
+    send("user@bogus.dane.test")
+    ev = dane_sluiced.wait_events("deferred", 1)
+    assert ev[0]["response"] == \
+        "451 4.7.5 DANE: TLSA lookup for _25._tcp.mx.bogus.dane.test is bogus", ev[0]
+    assert tls_sink.messages() == []
+    # (the sink's own readiness probe connects from elsewhere)
+    assert [c for c in tls_sink.connections() if c["src"].split(":")[0] in SOURCE_IPS] == []
+    assert counter(dane_sluiced, "sluice_dane_lookup_deferred_total") >= 1
 
 
 def test_unsigned_domain_is_opportunistic(sinks, dane_sluiced):
