@@ -94,6 +94,7 @@ struct dq_egress {
 	struct target *targets;
 	size_t n_targets, good; /* good: the target that last connected */
 	bool require_tls;
+	bool dane;             /* a target is DANE_REQUIRED: a site of DANE domains */
 	uint16_t port;
 	char *mx;              /* site key of the MX set (NULL before a lookup) */
 	struct site *site;     /* NULL before the first lookup */
@@ -359,8 +360,11 @@ static struct site *site_get(struct egress *eg, const struct dq_egress *de, cons
 	struct site *se;
 	size_t b;
 
-	snprintf(key, sizeof key, "%s\n%s\n%u%s\n%s", pool, de->mx, de->port,
-		 de->require_tls ? "t" : "", domain ? domain : "");
+	/* DANE domains never share a site (and so sessions) with domains
+	 * whose insecure MX RRset leads to the same hosts: a session opened
+	 * for one of those would carry their mail unauthenticated. */
+	snprintf(key, sizeof key, "%s\n%s\n%u%s%s\n%s", pool, de->mx, de->port,
+		 de->require_tls ? "t" : "", de->dane ? "d" : "", domain ? domain : "");
 	if (eg->n_site_tab) {
 		for (se = eg->site_tab[hash_key(key) & (eg->n_site_tab - 1)]; se; se = se->hnext)
 			if (!strcmp(se->key, key))
@@ -635,6 +639,7 @@ static void on_resolved(void *ctx, int err, const struct mx_result *res)
 	de->lookup = 0;
 	de->rs = RS_NONE;
 	targets_clear(de);
+	de->dane = false;
 	if (!err) {
 		const char *mx[RESOLVER_MAX_HOSTS];
 		size_t n_mx = 0;
@@ -650,6 +655,7 @@ static void on_resolved(void *ctx, int err, const struct mx_result *res)
 			for (size_t j = 0; j < res->hosts[i].n_addrs; j++)
 				add_target(de, &res->hosts[i].addrs[j], res->hosts[i].name, port,
 					   dh);
+			de->dane |= dh != NULL;
 			dane_host_unref(dh);
 			if (n_mx < RESOLVER_MAX_HOSTS)
 				mx[n_mx++] = res->hosts[i].name;
@@ -702,6 +708,7 @@ static bool dq_resolve(struct dq_egress *de)
 		} else if (inet_pton(AF_INET6, route->host, &s6->sin6_addr) == 1) {
 			s6->sin6_family = AF_INET6;
 		}
+		de->dane = false; /* routes are operator-chosen: no DANE */
 		if (ss.ss_family) {
 			targets_clear(de);
 			if (add_target(de, &ss, route->host, route->port, NULL) < 0)

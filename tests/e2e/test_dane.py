@@ -9,6 +9,8 @@ fixture's certificate, the one on 203.0.113.26 offers no STARTTLS.
   notls.dane.test  TLSA 3 1 1, receiver without STARTTLS   -> deferred
   bogus.dane.test  TLSA altered after signing (bogus)      -> deferred, no connection
   plain.test       unsigned                                -> opportunistic TLS
+  shared.test      unsigned, MX mx.bad.dane.test           -> delivered, but its
+                   sessions never carry bad.dane.test's mail
 """
 import hashlib
 import re
@@ -75,6 +77,8 @@ UNBOUND_CONF = """server:
 	local-zone: "plain.test." static
 	local-data: "plain.test. MX 10 mx.plain.test."
 	local-data: "mx.plain.test. A {tls_sink}"
+	local-zone: "shared.test." static
+	local-data: "shared.test. MX 10 mx.bad.dane.test."
 auth-zone:
 	name: "dane.test."
 	zonefile: "{dir}/dane.test.zone.signed"
@@ -207,6 +211,20 @@ def test_unsigned_domain_is_opportunistic(sinks, dane_sluiced):
     dane_sluiced.wait_events("delivered", 1)
     assert counter(dane_sluiced, "sluice_dane_verified_total") == 0
     assert counter(dane_sluiced, "sluice_dane_failed_total") == 0
+
+
+def test_dane_domain_never_shares_an_unauthenticated_session(sinks, dane_sluiced):
+    tls_sink, _ = sinks
+    mid, msg = message("news@acme.test", "user@shared.test")
+    with smtplib.SMTP("127.0.0.1", 2525, timeout=10) as c:
+        c.ehlo("client.test")
+        assert c.sendmail("news@acme.test", ["user@shared.test", "user@bad.dane.test"],
+                          msg) == {}
+    got = tls_sink.wait_messages(1)
+    assert got[0]["rcpts"] == ["user@shared.test"]
+    dane_sluiced.wait_events("deferred", 2)
+    assert all(e["rcpt"] == "user@bad.dane.test" for e in dane_sluiced.events("deferred"))
+    assert [m["rcpts"] for m in tls_sink.messages()] == [["user@shared.test"]]
 
 
 def test_dane_on_needs_trust_anchor(sluiced_factory):
