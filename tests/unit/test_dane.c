@@ -15,6 +15,7 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #include "buf.h"
 #include "dane.h"
@@ -23,6 +24,67 @@
 
 static char dir[64];
 static char cert_path[128], key_path[128], other_cert[128], other_key[128];
+static char ca_path[128], chain_path[128], chain_key[128];
+
+/* A certificate for cn (subjectAltName too) with pkey, signed by
+ * (issuer, ikey), or self-signed if issuer is NULL. */
+static X509 *make_cert(const char *cn, EVP_PKEY *pkey, bool ca, X509 *issuer, EVP_PKEY *ikey)
+{
+	X509 *x = X509_new();
+	X509V3_CTX v3;
+	X509_EXTENSION *ext;
+	char san[128];
+
+	assert_non_null(x);
+	X509_set_version(x, X509_VERSION_3);
+	ASN1_INTEGER_set(X509_get_serialNumber(x), ca ? 1 : 2);
+	X509_gmtime_adj(X509_getm_notBefore(x), -3600);
+	X509_gmtime_adj(X509_getm_notAfter(x), 86400);
+	X509_set_pubkey(x, pkey);
+	X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_UTF8,
+				   (const unsigned char *)cn, -1, -1, 0);
+	X509_set_issuer_name(x, X509_get_subject_name(issuer ? issuer : x));
+	X509V3_set_ctx_nodb(&v3);
+	X509V3_set_ctx(&v3, issuer ? issuer : x, x, NULL, NULL, 0);
+	ext = X509V3_EXT_conf_nid(NULL, &v3, NID_basic_constraints,
+				  ca ? "critical,CA:TRUE" : "critical,CA:FALSE");
+	X509_add_ext(x, ext, -1);
+	X509_EXTENSION_free(ext);
+	if (!ca) {
+		snprintf(san, sizeof san, "DNS:%s", cn);
+		ext = X509V3_EXT_conf_nid(NULL, &v3, NID_subject_alt_name, san);
+		X509_add_ext(x, ext, -1);
+		X509_EXTENSION_free(ext);
+	}
+	assert_true(X509_sign(x, ikey ? ikey : pkey, EVP_sha256()) > 0);
+	return x;
+}
+
+/* A CA (ca_path) and a leaf for mx.dane.example it signed: the server's
+ * chain (chain_path, leaf first) and key (chain_key). */
+static int make_chain(void)
+{
+	EVP_PKEY *cak = EVP_EC_gen("P-256"), *leafk = EVP_EC_gen("P-256");
+	X509 *ca = make_cert("Test DANE CA", cak, true, NULL, NULL);
+	X509 *leaf = make_cert("mx.dane.example", leafk, false, ca, cak);
+	FILE *f;
+
+	f = fopen(ca_path, "w");
+	PEM_write_X509(f, ca);
+	fclose(f);
+	f = fopen(chain_path, "w");
+	PEM_write_X509(f, leaf);
+	PEM_write_X509(f, ca);
+	fclose(f);
+	f = fopen(chain_key, "w");
+	PEM_write_PrivateKey(f, leafk, NULL, NULL, 0, NULL, NULL);
+	fclose(f);
+	X509_free(leaf);
+	X509_free(ca);
+	EVP_PKEY_free(leafk);
+	EVP_PKEY_free(cak);
+	return 0;
+}
 
 static int group_setup(void **state)
 {
@@ -34,6 +96,11 @@ static int group_setup(void **state)
 	snprintf(key_path, sizeof key_path, "%s/key.pem", dir);
 	snprintf(other_cert, sizeof other_cert, "%s/other.pem", dir);
 	snprintf(other_key, sizeof other_key, "%s/other.key", dir);
+	snprintf(ca_path, sizeof ca_path, "%s/ca.pem", dir);
+	snprintf(chain_path, sizeof chain_path, "%s/chain.pem", dir);
+	snprintf(chain_key, sizeof chain_key, "%s/chain.key", dir);
+	if (make_chain() != 0)
+		return -1;
 	if (tls_generate_self_signed(cert_path, key_path, "mx.dane.example") != 0 ||
 	    tls_generate_self_signed(other_cert, other_key, "mx.dane.example") != 0)
 		return -1;
@@ -47,6 +114,9 @@ static int group_teardown(void **state)
 	unlink(key_path);
 	unlink(other_cert);
 	unlink(other_key);
+	unlink(ca_path);
+	unlink(chain_path);
+	unlink(chain_key);
 	rmdir(dir);
 	return 0;
 }
@@ -219,10 +289,22 @@ static size_t cert_assoc(const char *path, int selector, int mtype, uint8_t *out
 	return mdlen;
 }
 
+static int dane_handshake_with(const char *srv_cert, const char *srv_key, const char *tlsa_cert,
+			       int usage, int selector, int mtype, const char *base,
+			       bool *verified);
+
 /* Handshake a DANE client (records from cert `tlsa_cert`, base domain
  * `base`) with a server presenting cert_path: 1, or the client's error. */
 static int dane_handshake(const char *tlsa_cert, int usage, int selector, int mtype,
 			  const char *base, bool *verified)
+{
+	return dane_handshake_with(cert_path, key_path, tlsa_cert, usage, selector, mtype, base,
+				   verified);
+}
+
+static int dane_handshake_with(const char *srv_cert, const char *srv_key, const char *tlsa_cert,
+			       int usage, int selector, int mtype, const char *base,
+			       bool *verified)
 {
 	struct tls_ctx *sctx, *cctx;
 	struct tls_conn *srv, *cli;
@@ -240,7 +322,7 @@ static int dane_handshake(const char *tlsa_cert, int usage, int selector, int mt
 	fh.h.n_tlsa = 1;
 	assert_int_equal(dane_host_create(RESOLVER_SEC_SECURE, &fh.h, &d), DANE_REQUIRED);
 
-	assert_int_equal(tls_ctx_server_create(cert_path, key_path, &sctx), 0);
+	assert_int_equal(tls_ctx_server_create(srv_cert, srv_key, &sctx), 0);
 	assert_int_equal(tls_ctx_client_create(false, NULL, &cctx), 0);
 	assert_int_equal(tls_ctx_enable_dane(cctx), 0);
 	assert_int_equal(tls_conn_create(sctx, true, NULL, &srv), 0);
@@ -290,6 +372,28 @@ static void test_match_dane_ee(void **state)
 	assert_true(v);
 }
 
+/* DANE-TA: the CA in the server's chain matches, and the leaf must also
+ * name the MX host (RFC 7672 §3.2.2). */
+static void test_match_dane_ta_checks_name(void **state)
+{
+	bool v;
+
+	(void)state;
+	assert_int_equal(dane_handshake_with(chain_path, chain_key, ca_path, 2, 0, 1,
+					     "mx.dane.example", &v), 1);
+	assert_true(v);
+	assert_int_equal(dane_handshake_with(chain_path, chain_key, ca_path, 2, 1, 1,
+					     "mx.dane.example", &v), 1);
+	assert_true(v);
+	assert_int_equal(dane_handshake_with(chain_path, chain_key, ca_path, 2, 0, 1,
+					     "other.name.example", &v), SL_ETLS);
+	assert_false(v);
+	/* A TA record for a CA that did not sign the chain. */
+	assert_int_equal(dane_handshake_with(chain_path, chain_key, cert_path, 2, 0, 1,
+					     "mx.dane.example", &v), SL_ETLS);
+	assert_false(v);
+}
+
 static void test_mismatch_fails(void **state)
 {
 	char why[256];
@@ -320,6 +424,7 @@ int main(void)
 		cmocka_unit_test(test_parse),
 		cmocka_unit_test(test_decide),
 		cmocka_unit_test(test_match_dane_ee),
+		cmocka_unit_test(test_match_dane_ta_checks_name),
 		cmocka_unit_test(test_mismatch_fails),
 		cmocka_unit_test(test_apply_needs_required),
 	};
