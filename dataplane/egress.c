@@ -904,6 +904,10 @@ static const struct smtp_reply *dane_failed(struct out_session *s, const struct 
 		snprintf(s->dane_why, sizeof s->dane_why, "TLSA records for %.100s require TLS: %.120s",
 			 s->site, r->text);
 	}
+	/* The next attempt starts with the next MX host or address
+	 * (RFC 7672 §2.2: a host that fails DANE is skipped), not this one. */
+	if (s->de->n_targets > 1)
+		s->de->good = (s->target + 1) % s->de->n_targets;
 	*out = local_reply(451, r->enhanced[0] ? r->enhanced : "4.7.5", "DANE: %s", s->dane_why);
 	return out;
 }

@@ -8,6 +8,8 @@ fixture's certificate, the one on 203.0.113.26 offers no STARTTLS.
   bad.dane.test    TLSA 3 1 1 matching nothing             -> deferred
   notls.dane.test  TLSA 3 1 1, receiver without STARTTLS   -> deferred
   bogus.dane.test  TLSA altered after signing (bogus)      -> deferred, no connection
+  multi.dane.test  MX 10 mx.bad, MX 20 mx.good             -> deferred, then delivered
+                                                              through mx.good
   plain.test       unsigned                                -> opportunistic TLS
   shared.test      unsigned, MX mx.bad.dane.test           -> delivered, but its
                    sessions never carry bad.dane.test's mail
@@ -54,6 +56,8 @@ notls IN MX 10 mx.notls.dane.test.
 mx.notls IN A {PLAIN_SINK}
 _25._tcp.mx.notls IN TLSA 3 1 1 {digest}
 bogus IN MX 10 mx.bogus.dane.test.
+multi IN MX 10 mx.bad.dane.test.
+multi IN MX 20 mx.good.dane.test.
 mx.bogus IN A {TLS_SINK}
 _25._tcp.mx.bogus IN TLSA 3 1 1 {digest}
 """
@@ -211,6 +215,19 @@ def test_unsigned_domain_is_opportunistic(sinks, dane_sluiced):
     dane_sluiced.wait_events("delivered", 1)
     assert counter(dane_sluiced, "sluice_dane_verified_total") == 0
     assert counter(dane_sluiced, "sluice_dane_failed_total") == 0
+
+
+def test_dane_failure_moves_on_to_the_next_mx(sinks, dane_sluiced):
+    tls_sink, _ = sinks
+    mid = send("user@multi.dane.test")
+    ev = dane_sluiced.wait_events("deferred", 1)
+    assert ev[0]["response"].startswith("451 4.7.5 DANE: no matching TLSA record for "
+                                        "mx.bad.dane.test"), ev[0]
+    got = tls_sink.wait_messages(1)
+    assert got[0]["message_id"] == mid
+    done = dane_sluiced.wait_events("delivered", 1)
+    assert done[0]["site"] == "mx.good.dane.test"
+    assert counter(dane_sluiced, "sluice_dane_verified_total") >= 1
 
 
 def test_dane_domain_never_shares_an_unauthenticated_session(sinks, dane_sluiced):
