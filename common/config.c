@@ -394,9 +394,10 @@ static const char *const delivery_keys[] = {
 	"tls_verify",
 	"stuck_age",
 	"stuck_deferrals",
+	"dane",
 };
 static const char *const spool_keys[] = { "path", "map_size", "commit_batch", "sync" };
-static const char *const dns_keys[] = { "servers" };
+static const char *const dns_keys[] = { "servers", "trust_anchor_file" };
 static const char *const events_keys[] = { "path" };
 static const char *const metrics_keys[] = { "address" };
 static const char *const control_keys[] = { "store", "api" };
@@ -1653,6 +1654,23 @@ static int parse_tls_domains(struct ctx *c, const struct node *v)
 	return 0;
 }
 
+/* delivery.dane-style switches: "off" or "on" (room for more modes). */
+static int get_off_on(struct ctx *c, const struct node *v, bool *out)
+{
+	const char *s = NULL;
+	int rc = scalar(c, v, "off or on", &s);
+
+	if (rc)
+		return rc;
+	if (strcmp(s, "on") == 0)
+		*out = true;
+	else if (strcmp(s, "off") == 0)
+		*out = false;
+	else
+		return bad(c, v, "'%s' is not off or on", show(c, s));
+	return 0;
+}
+
 static int parse_delivery(struct ctx *c, const struct node *m)
 {
 	struct sl_delivery_cfg *d = &c->cfg->delivery;
@@ -1675,6 +1693,7 @@ static int parse_delivery(struct ctx *c, const struct node *m)
 		case 9: rc = get_bool(c, v, &d->tls_verify); break;
 		case 10: rc = get_duration(c, v, 1, 365 * DAY, &d->stuck_age_ms); break;
 		case 11: rc = get_uint(c, v, 1, 1000000, &d->stuck_deferrals); break;
+		case 12: rc = get_off_on(c, v, &d->dane); break;
 		}
 		if (!rc)
 			path_pop(c, old);
@@ -1710,6 +1729,12 @@ static int parse_dns(struct ctx *c, const struct node *m)
 	size_t old;
 	int rc = check_keys(c, m, KEYS(dns_keys));
 
+	if (!rc && (v = map_get(m, "trust_anchor_file"))) {
+		old = path_key(c, "trust_anchor_file");
+		if ((rc = get_text(c, v, &d->trust_anchor_file)))
+			return rc;
+		path_pop(c, old);
+	}
 	if (rc || !(v = map_get(m, "servers")))
 		return rc;
 	old = path_key(c, "servers");
@@ -2247,6 +2272,13 @@ static int parse_root(struct ctx *c, const struct node *root)
 	if (!c->pools)
 		return fail_at(c, root->line, root->col,
 			       "missing required key 'pools' (at least one pool is required)");
+	if (c->cfg->delivery.dane && !c->cfg->dns.trust_anchor_file) {
+		path_pop(c, 0);
+		path_push(c, "%s", "delivery.dane");
+		return bad(c, map_get(map_get(root, "delivery"), "dane"),
+			   "on needs dns.trust_anchor_file (a validating resolver's trust "
+			   "anchor, e.g. /usr/share/dns/root.key)");
+	}
 	if (c->cfg->sender_auth.enabled && !c->cfg->control.enabled)
 		return bad(c, map_get(root, "sender_auth"),
 			   "sender_auth needs the control section (domains live in its store)");
@@ -2525,6 +2557,7 @@ void config_free(struct sl_config *cfg)
 	free(cfg->spool.path);
 	free(cfg->dns.servers);
 	free(cfg->dns.server_lens);
+	free(cfg->dns.trust_anchor_file);
 	free(cfg->events_path);
 	free(cfg->link_check.blocklist);
 	for (size_t i = 0; i < cfg->link_check.n_uribl_zones; i++)

@@ -116,6 +116,7 @@ struct sl_delivery_cfg {
 	bool tls_verify;              /* delivery.tls_verify: verify peer certificates when TLS is required, default false */
 	uint64_t stuck_age_ms;        /* delivery.stuck_age: a queue whose oldest message is older is stuck, default 1h */
 	unsigned stuck_deferrals;     /* delivery.stuck_deferrals: ... or that got the same deferral this often in a row, default 5 */
+	bool dane;                    /* delivery.dane: off|on, default off (needs dns.trust_anchor_file) */
 };
 
 struct sl_spool_cfg {
@@ -129,6 +130,7 @@ struct sl_dns_cfg {
 	struct sockaddr_storage *servers; /* dns.servers (ip or ip:port); default: /etc/resolv.conf */
 	socklen_t *server_lens;
 	size_t n_servers;
+	char *trust_anchor_file;          /* dns.trust_anchor_file: DNSSEC trust anchors (DS/DNSKEY); default none: no validation */
 };
 
 /* Bounce and complaint intake, reputation automation (bounces: section;

@@ -1,6 +1,7 @@
 /* egress.c — outbound SMTP sessions over the transport; see egress.h. */
 #include "egress.h"
 
+#include "dane.h"
 #include "err.h"
 #include "metrics.h"
 #include "providers.h"
@@ -29,6 +30,7 @@ struct target {
 	struct sockaddr_storage addr;
 	socklen_t len;
 	char host[256];
+	struct dane_host *dane; /* a reference; NULL: DANE does not apply */
 };
 
 enum resolve_state { RS_NONE, RS_RESOLVING, RS_OK };
@@ -92,6 +94,7 @@ struct dq_egress {
 	struct target *targets;
 	size_t n_targets, good; /* good: the target that last connected */
 	bool require_tls;
+	bool dane;             /* a target is DANE_REQUIRED: a site of DANE domains */
 	uint16_t port;
 	char *mx;              /* site key of the MX set (NULL before a lookup) */
 	struct site *site;     /* NULL before the first lookup */
@@ -127,6 +130,14 @@ struct out_session {
 	uint8_t *refused;        /* per recipient of d: refused at RCPT (reputation) */
 	bool answered_rcpts;     /* refused[] describes the current delivery */
 	uint32_t refused_cap;
+	/* DANE (RFC 7672; docs/dane.md). INTEGRATION(tls_policy): DANE takes
+	 * precedence over MTA-STS and the per-domain TLS policy (RFC 8461
+	 * §2): a session with s->dane set is already mandatory, authenticated
+	 * TLS. dane_outcome is what the event line's "dane" field reports
+	 * (dane_outcome_name(): "none", "verified", "failed"). */
+	struct dane_host *dane;         /* the target's DANE_REQUIRED state, a reference */
+	enum dane_outcome dane_outcome;
+	char dane_why[256];             /* why it failed, for the deferral text */
 };
 
 struct egress {
@@ -152,12 +163,14 @@ struct egress {
 	struct reputation *rep;           /* NULL: no VERP, no response rules */
 	bool **ip_paused;                 /* [pool][ip]: the DNSBL check paused it; NULL none yet */
 	uint64_t *c_sessions, *c_connect_fail, *c_tls;
+	uint64_t *c_dane_verified, *c_dane_failed, *c_dane_deferred;
 	int64_t *g_sessions;
 };
 
 static const struct conn_handler session_handler;
 static void session_drive(struct out_session *s);
 static void session_destroy(struct out_session *s);
+static void dane_note_failure(struct out_session *s);
 
 /* --- small helpers ------------------------------------------------------ */
 
@@ -348,8 +361,11 @@ static struct site *site_get(struct egress *eg, const struct dq_egress *de, cons
 	struct site *se;
 	size_t b;
 
-	snprintf(key, sizeof key, "%s\n%s\n%u%s\n%s", pool, de->mx, de->port,
-		 de->require_tls ? "t" : "", domain ? domain : "");
+	/* DANE domains never share a site (and so sessions) with domains
+	 * whose insecure MX RRset leads to the same hosts: a session opened
+	 * for one of those would carry their mail unauthenticated. */
+	snprintf(key, sizeof key, "%s\n%s\n%u%s%s\n%s", pool, de->mx, de->port,
+		 de->require_tls ? "t" : "", de->dane ? "d" : "", domain ? domain : "");
 	if (eg->n_site_tab) {
 		for (se = eg->site_tab[hash_key(key) & (eg->n_site_tab - 1)]; se; se = se->hnext)
 			if (!strcmp(se->key, key))
@@ -558,8 +574,18 @@ static void outcome_all_ready(struct dq_egress *de, const struct smtp_reply *r)
 
 /* --- resolution --------------------------------------------------------- */
 
+static void targets_clear(struct dq_egress *de)
+{
+	for (size_t i = 0; i < de->n_targets; i++)
+		dane_host_unref(de->targets[i].dane);
+	free(de->targets);
+	de->targets = NULL;
+	de->n_targets = de->good = 0;
+}
+
+/* dane: a reference the target takes (may be NULL). */
 static int add_target(struct dq_egress *de, const struct sockaddr_storage *a, const char *host,
-		      uint16_t port)
+		      uint16_t port, struct dane_host *dane)
 {
 	struct target *t = realloc(de->targets, (de->n_targets + 1) * sizeof *t);
 
@@ -577,7 +603,29 @@ static int add_target(struct dq_egress *de, const struct sockaddr_storage *a, co
 		t->len = sizeof(struct sockaddr_in);
 	}
 	snprintf(t->host, sizeof t->host, "%s", host);
+	t->dane = dane_host_ref(dane);
 	return 0;
+}
+
+/* RFC 7672 for MX host h: DANE_REQUIRED gives *dh (a reference the caller
+ * drops); DANE_DEFER (a bogus or failed TLSA lookup) means the host must
+ * not be used, and its reason lands in why. -ENOMEM counts as a deferral. */
+static int dane_for_host(struct egress *eg, const struct mx_result *res, const struct mx_host *h,
+			 struct dane_host **dh, char *why, size_t whylen)
+{
+	int st;
+
+	*dh = NULL;
+	if (!eg->cfg->delivery.dane)
+		return DANE_NONE;
+	st = dane_host_create(res->mx_sec, h, dh);
+	if (st == DANE_DEFER || st < 0) {
+		snprintf(why, whylen, "%s", st < 0 ? "out of memory" : dane_host_reason(*dh));
+		dane_host_unref(*dh);
+		*dh = NULL;
+		return DANE_DEFER;
+	}
+	return st;
 }
 
 static void on_resolved(void *ctx, int err, const struct mx_result *res)
@@ -587,19 +635,29 @@ static void on_resolved(void *ctx, int err, const struct mx_result *res)
 		config_route_for(de->eg->cfg, domain_queue_domain(de->dq));
 	uint16_t port = route ? route->port : 25;
 	struct smtp_reply r;
+	char dane_why[200] = "";
 
 	de->lookup = 0;
 	de->rs = RS_NONE;
-	free(de->targets);
-	de->targets = NULL;
-	de->n_targets = de->good = 0;
+	targets_clear(de);
+	de->dane = false;
 	if (!err) {
 		const char *mx[RESOLVER_MAX_HOSTS];
 		size_t n_mx = 0;
 
 		for (size_t i = 0; i < res->n_hosts; i++) {
+			struct dane_host *dh;
+
+			/* A host DANE says not to use now is skipped (RFC 7672
+			 * §2.2.1); if every host is, the mail is deferred. */
+			if (dane_for_host(de->eg, res, &res->hosts[i], &dh, dane_why,
+					  sizeof dane_why) == DANE_DEFER)
+				continue;
 			for (size_t j = 0; j < res->hosts[i].n_addrs; j++)
-				add_target(de, &res->hosts[i].addrs[j], res->hosts[i].name, port);
+				add_target(de, &res->hosts[i].addrs[j], res->hosts[i].name, port,
+					   dh);
+			de->dane |= dh != NULL;
+			dane_host_unref(dh);
 			if (n_mx < RESOLVER_MAX_HOSTS)
 				mx[n_mx++] = res->hosts[i].name;
 		}
@@ -609,6 +667,12 @@ static void on_resolved(void *ctx, int err, const struct mx_result *res)
 		de->rs = RS_OK;
 		de->resolved_at = loop_now_ms(de->eg->loop);
 		egress_kick(de->eg, de->dq);
+		return;
+	}
+	if (!err && dane_why[0]) {
+		(*de->eg->c_dane_deferred)++;
+		r = local_reply(451, "4.7.5", "DANE: %s", dane_why);
+		outcome_all_ready(de, &r);
 		return;
 	}
 	if (err == SL_ENOTFOUND)
@@ -645,11 +709,10 @@ static bool dq_resolve(struct dq_egress *de)
 		} else if (inet_pton(AF_INET6, route->host, &s6->sin6_addr) == 1) {
 			s6->sin6_family = AF_INET6;
 		}
+		de->dane = false; /* routes are operator-chosen: no DANE */
 		if (ss.ss_family) {
-			free(de->targets);
-			de->targets = NULL;
-			de->n_targets = de->good = 0;
-			if (add_target(de, &ss, route->host, route->port) < 0)
+			targets_clear(de);
+			if (add_target(de, &ss, route->host, route->port, NULL) < 0)
 				return false;
 			dq_shape(de, (const char *const *)&route->host, 1);
 			de->rs = RS_OK;
@@ -735,6 +798,7 @@ static void session_destroy(struct out_session *s)
 		smtp_client_destroy(s->cl);
 	sl_buf_free(&s->body);
 	free(s->refused);
+	dane_host_unref(s->dane);
 	if (s->connected) {
 		se->n_conns--;
 		se->ip[s->ip_idx].n_conns--;
@@ -771,6 +835,82 @@ static void session_timeout(struct loop_timer *t)
 	}
 	loop_timer_arm(s->eg->loop, &s->timer, s->eg->cfg->delivery.command_timeout_ms);
 	session_drive(s);
+}
+
+/* --- DANE (RFC 7672) ----------------------------------------------------- */
+
+/* STARTTLS for s: with DANE, the conn must match the host's TLSA records
+ * (dane_host_apply); otherwise the opportunistic or required TLS of old. */
+static int session_start_tls(struct out_session *s)
+{
+	struct tls_conn *c;
+	int rc;
+
+	if (!s->dane)
+		return session_io_start_tls(&s->io, s->eg->tls, false, s->site);
+	rc = tls_conn_create(s->eg->tls, false, s->site, &c);
+	if (rc < 0)
+		return rc;
+	rc = dane_host_apply(s->dane, c);
+	if (rc < 0) {
+		tls_conn_destroy(c);
+		dane_note_failure(s);
+		return rc;
+	}
+	return session_io_start_tls_conn(&s->io, c);
+}
+
+/* The DANE handshake of s failed: remember why (the TLS detail). */
+static void dane_note_failure(struct out_session *s)
+{
+	char detail[200];
+
+	if (s->dane_outcome == DANE_OUTCOME_FAILED)
+		return;
+	tls_last_error(detail, sizeof detail);
+	s->dane_outcome = DANE_OUTCOME_FAILED;
+	(*s->eg->c_dane_failed)++;
+	if (strstr(detail, "DANE TLSA") || strstr(detail, "dane"))
+		snprintf(s->dane_why, sizeof s->dane_why, "no matching TLSA record for %.100s (%.120s)",
+			 s->site, detail);
+	else
+		snprintf(s->dane_why, sizeof s->dane_why, "TLS with %.100s failed (%.120s)", s->site,
+			 detail[0] ? detail : "handshake failed");
+}
+
+/* The handshake of s completed: did a TLSA record authenticate the peer? */
+static bool dane_verified(struct out_session *s)
+{
+	if (tls_conn_dane_verified(s->io.tls)) {
+		s->dane_outcome = DANE_OUTCOME_VERIFIED;
+		(*s->eg->c_dane_verified)++;
+		return true;
+	}
+	dane_note_failure(s);
+	return false;
+}
+
+/* A DANE session failed before any transaction with the client's local
+ * reply r. A TLS failure (4.7.x: STARTTLS not offered or refused, the
+ * handshake or the TLSA match failed) becomes "DANE: why" in *out (still
+ * 4xx: RFC 7672 §2.2 defers, never bounces); anything else stays r. */
+static const struct smtp_reply *dane_failed(struct out_session *s, const struct smtp_reply *r,
+					    struct smtp_reply *out)
+{
+	if (s->dane_outcome != DANE_OUTCOME_FAILED) {
+		if (strncmp(r->enhanced, "4.7.", 4) != 0)
+			return r;
+		s->dane_outcome = DANE_OUTCOME_FAILED;
+		(*s->eg->c_dane_failed)++;
+		snprintf(s->dane_why, sizeof s->dane_why, "TLSA records for %.100s require TLS: %.120s",
+			 s->site, r->text);
+	}
+	/* The next attempt starts with the next MX host or address
+	 * (RFC 7672 §2.2: a host that fails DANE is skipped), not this one. */
+	if (s->de->n_targets > 1)
+		s->de->good = (s->target + 1) % s->de->n_targets;
+	*out = local_reply(451, r->enhanced[0] ? r->enhanced : "4.7.5", "DANE: %s", s->dane_why);
+	return out;
 }
 
 /* --- reputation: VERP return paths, outcomes, response rules ------------ */
@@ -909,6 +1049,8 @@ static int session_connect(struct out_session *s)
 		return -EHOSTUNREACH;
 	t = &de->targets[s->target];
 	snprintf(s->site, sizeof s->site, "%s", t->host);
+	dane_host_unref(s->dane);
+	s->dane = dane_host_ref(t->dane);
 	return transport_connect(s->t, (struct sockaddr *)&s->src, s->src_len,
 				 (struct sockaddr *)&t->addr, t->len,
 				 s->se->ip[s->ip_idx].shape.connect_timeout_ms, &session_handler, s,
@@ -1143,6 +1285,7 @@ static void session_drive(struct out_session *s)
 	struct egress *eg = s->eg;
 	struct smtp_client_event ev;
 	struct rcpt_outcome o;
+	struct smtp_reply dr;
 	int kind, rc;
 
 	for (;;) {
@@ -1152,8 +1295,7 @@ static void session_drive(struct out_session *s)
 		switch (kind) {
 		case SMTP_CLIENT_EV_STARTTLS:
 			if (session_io_flush(&s->io, smtp_client_output(s->cl)) < 0 ||
-			    session_io_start_tls(&s->io, eg->tls, false,
-						 s->site) < 0) {
+			    session_start_tls(s) < 0) {
 				smtp_client_tls_failed(s->cl);
 				continue;
 			}
@@ -1177,6 +1319,8 @@ static void session_drive(struct out_session *s)
 			session_reply_all(s, ev.reply);
 			break;
 		case SMTP_CLIENT_EV_FAILED:
+			if (s->dane && !s->ready && ev.local)
+				ev.reply = dane_failed(s, ev.reply, &dr);
 			if (!ev.local)
 				rep_message_done(s, ev.reply);
 			if (s->d && ev.local) {
@@ -1234,11 +1378,13 @@ static void on_session_connect(void *ctx, int err)
 	s->se->ip[s->ip_idx].n_connecting--;
 	s->se->ip[s->ip_idx].n_conns++;
 	s->connected = true;
+	/* DANE: TLS is mandatory and never falls back to plaintext. */
 	p = (struct smtp_client_params){
 		.ehlo_name = s->ehlo,
 		.tls_available = eg->tls != NULL &&
-				 (s->se->require_tls || loop_now_ms(eg->loop) >= s->se->no_tls_until),
-		.require_tls = s->se->require_tls,
+				 (s->se->require_tls || s->dane ||
+				  loop_now_ms(eg->loop) >= s->se->no_tls_until),
+		.require_tls = s->se->require_tls || (s->dane && eg->tls),
 	};
 	rc = smtp_client_create(&p, &s->cl);
 	if (rc < 0) {
@@ -1266,14 +1412,22 @@ static void on_session_recv(void *ctx, const char *data, size_t len)
 	if (rc < 0) {
 		if (s->io.handshaking) {
 			/* Like Postfix: an opportunistic handshake that fails
-			 * is retried in plaintext, not deferred forever. */
-			if (!s->se->require_tls)
+			 * is retried in plaintext, not deferred forever. Never
+			 * for DANE: its TLSA records say TLS must be used. */
+			if (s->dane)
+				dane_note_failure(s);
+			else if (!s->se->require_tls)
 				s->se->no_tls_until = loop_now_ms(s->eg->loop) + NO_TLS_MS;
 			smtp_client_tls_failed(s->cl);
 			session_drive(s);
 			return;
 		}
 		session_destroy(s);
+		return;
+	}
+	if (rc == SESSION_IO_TLS_READY && s->dane && !dane_verified(s)) {
+		smtp_client_tls_failed(s->cl);
+		session_drive(s);
 		return;
 	}
 	if (rc == SESSION_IO_TLS_READY)
@@ -1375,7 +1529,7 @@ void egress_forget(void *egress, void *state)
 		de->all_next->all_prev = de->all_prev;
 	if (de->lookup)
 		resolver_cancel(eg->res, de->lookup);
-	free(de->targets);
+	targets_clear(de);
 	free(de->mx);
 	free(de);
 }
@@ -1483,8 +1637,14 @@ int egress_create(struct loop *l, struct transport *t, struct resolver *r,
 	eg->c_tls = metrics_counter(m, "sluice_egress_starttls_total",
 				    "Outbound sessions that started TLS", "");
 	eg->g_sessions = metrics_gauge(m, "sluice_egress_sessions", "Open outbound sessions", "");
+	eg->c_dane_verified = metrics_counter(m, "sluice_dane_verified_total",
+					      "Outbound sessions whose peer a DANE TLSA record authenticated", "");
+	eg->c_dane_failed = metrics_counter(m, "sluice_dane_failed_total",
+					    "DANE sessions that failed: no STARTTLS or no matching TLSA record", "");
+	eg->c_dane_deferred = metrics_counter(m, "sluice_dane_lookup_deferred_total",
+					      "Destinations deferred because their TLSA lookups were bogus or failed", "");
 	if (!eg->pool_t || !eg->c_sessions || !eg->c_connect_fail || !eg->c_tls ||
-	    !eg->g_sessions)
+	    !eg->g_sessions || !eg->c_dane_verified || !eg->c_dane_failed || !eg->c_dane_deferred)
 		goto fail;
 	rc = shaping_setup(cfg, &eg->shaping, &eg->providers, err, errlen);
 	if (rc < 0)
@@ -1492,9 +1652,13 @@ int egress_create(struct loop *l, struct transport *t, struct resolver *r,
 	rc = tls_ctx_client_create(cfg->delivery.tls_verify, NULL, &eg->tls);
 	if (rc < 0)
 		goto fail;
+	if (cfg->delivery.dane && (rc = tls_ctx_enable_dane(eg->tls)) < 0)
+		goto fail;
 	*out = eg;
 	return 0;
 fail:
+	if (eg->tls)
+		tls_ctx_destroy(eg->tls);
 	if (eg->shaping)
 		shaping_free(eg->shaping);
 	if (eg->providers)

@@ -28,6 +28,13 @@
  * The retry schedule and max age are the domain's, handed to the queue
  * with each outcome. A domain's site is found again with every MX lookup
  * (RESOLVE_TTL_MS). In total at most delivery.max_connections sessions.
+ *
+ * DANE (delivery.dane, RFC 7672, docs/dane.md): MX hosts whose secure
+ * TLSA records are usable get mandatory STARTTLS authenticated by them
+ * (dane.h); a host whose TLSA lookup is bogus is skipped, no STARTTLS or
+ * no match defers ("451 4.7.x DANE: ...") and the next attempt starts at
+ * the next MX host; no plaintext fallback. Domains with DANE hosts get
+ * sites of their own (the site key carries it, like the TLS requirement).
  */
 #ifndef SL_EGRESS_H
 #define SL_EGRESS_H

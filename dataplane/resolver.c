@@ -39,6 +39,7 @@
 #define QTYPE_MX 15
 #define QTYPE_AAAA 28
 #define QTYPE_PTR 12
+#define QTYPE_TLSA 52
 #define QCLASS_IN 1
 #define RCODE_NOERROR 0
 #define RCODE_NXDOMAIN 3
@@ -71,7 +72,12 @@ struct host {
 	uint8_t n4, n6;
 	struct in_addr a4[RESOLVER_MAX_ADDRS];
 	struct in6_addr a6[RESOLVER_MAX_ADDRS];
-	struct query q[2]; /* A, AAAA */
+	struct query q[3]; /* A, AAAA, TLSA */
+	bool addr_insecure; /* an A/AAAA answer was not validated */
+	uint8_t tlsa_sec;   /* enum resolver_sec */
+	uint8_t n_tlsa;
+	uint8_t *tlsa[RESOLVER_MAX_TLSA]; /* copies of the rdata */
+	size_t tlsa_len[RESOLVER_MAX_TLSA];
 };
 
 struct lookup {
@@ -83,6 +89,8 @@ struct lookup {
 	void *ctx;
 	unsigned pending; /* queries in flight */
 	bool implicit;
+	bool want_tlsa;   /* look up the hosts' TLSA if the MX answer is secure */
+	uint8_t mx_sec;   /* enum resolver_sec of the MX answer */
 	struct query mxq;
 	struct host *hosts;
 	size_t n_hosts;
@@ -98,6 +106,7 @@ struct resolver {
 	bool started;    /* libunbound's worker thread exists */
 	bool in_process; /* inside ub_process: callbacks may run */
 	bool dead;       /* destroyed from a callback; free after ub_process */
+	bool tlsa;       /* resolver_set_tlsa */
 };
 
 /* splitmix64: small, seedable, good enough to order equal-preference MX. */
@@ -259,6 +268,9 @@ static void query_cancel(struct resolver *r, struct query *q)
 
 static void lookup_free(struct lookup *lk)
 {
+	for (size_t i = 0; lk->hosts && i < lk->n_hosts; i++)
+		for (size_t k = 0; k < lk->hosts[i].n_tlsa; k++)
+			free(lk->hosts[i].tlsa[k]);
 	free(lk->hosts);
 	free(lk);
 }
@@ -284,8 +296,8 @@ static void lookup_abort(struct lookup *lk)
 
 	query_cancel(r, &lk->mxq);
 	for (i = 0; i < lk->n_hosts; i++) {
-		query_cancel(r, &lk->hosts[i].q[0]);
-		query_cancel(r, &lk->hosts[i].q[1]);
+		for (int k = 0; k < 3; k++)
+			query_cancel(r, &lk->hosts[i].q[k]);
 	}
 	lookup_unlink(lk);
 	lookup_free(lk);
@@ -312,6 +324,7 @@ static struct lookup *lookup_new(struct resolver *r, resolver_mx_cb cb, void *ct
 	lk->mxq.lk = lk;
 	lk->mxq.host = -1;
 	lk->mxq.qtype = QTYPE_MX;
+	lk->want_tlsa = r->tlsa;
 	lk->next = r->lookups;
 	if (r->lookups)
 		r->lookups->prev = lk;
@@ -319,20 +332,24 @@ static struct lookup *lookup_new(struct resolver *r, resolver_mx_cb cb, void *ct
 	return lk;
 }
 
-/* Start host i's address queries, or take it as an IPv4 literal. A query
- * that cannot be started counts as a temporary failure. */
+/* Start host i's address queries (and its TLSA query when the lookup
+ * wants DANE and the MX answer was secure), or take it as an IPv4
+ * literal. A query that cannot be started counts as a temporary failure. */
 static void host_start(struct lookup *lk, size_t i)
 {
+	static const uint16_t qtypes[3] = { QTYPE_A, QTYPE_AAAA, QTYPE_TLSA };
 	struct host *h = &lk->hosts[i];
+	char tlsa_name[NAME_LEN_MAX + 1];
 	int k;
 
-	for (k = 0; k < 2; k++) {
+	for (k = 0; k < 3; k++) {
 		h->q[k].lk = lk;
 		h->q[k].host = (int)i;
-		h->q[k].qtype = k == 0 ? QTYPE_A : QTYPE_AAAA;
+		h->q[k].qtype = qtypes[k];
 	}
 	if (inet_pton(AF_INET, h->name, &h->a4[0]) == 1) {
 		h->n4 = 1;
+		h->addr_insecure = true; /* no DNS answer vouches for it */
 		h->q[0].state = Q_DATA;
 		h->q[1].state = Q_NONE;
 		return;
@@ -340,6 +357,12 @@ static void host_start(struct lookup *lk, size_t i)
 	for (k = 0; k < 2; k++)
 		if (query_start(lk->r, &h->q[k], h->name) < 0)
 			h->q[k].state = Q_TEMP;
+	if (!lk->want_tlsa || lk->mx_sec != RESOLVER_SEC_SECURE)
+		return;
+	if ((size_t)snprintf(tlsa_name, sizeof tlsa_name, "_25._tcp.%s", h->name) >=
+		    sizeof tlsa_name ||
+	    query_start(lk->r, &h->q[2], tlsa_name) < 0)
+		h->tlsa_sec = RESOLVER_SEC_FAILED;
 }
 
 struct mx_cand {
@@ -384,10 +407,13 @@ static int mx_answer(struct lookup *lk, int err, const struct ub_result *res)
 
 	if (err)
 		return err == UB_NOMEM ? -ENOMEM : SL_EDNS;
+	if (res->bogus) /* validation failed: never act on it */
+		return SL_EDNS;
 	if (res->rcode == RCODE_NXDOMAIN)
 		return SL_ENOTFOUND;
 	if (res->rcode != RCODE_NOERROR)
 		return SL_EDNS;
+	lk->mx_sec = res->secure ? RESOLVER_SEC_SECURE : RESOLVER_SEC_INSECURE;
 	if (!res->havedata || !res->data[0]) { /* RFC 5321 5.1: its own MX */
 		lk->hosts = calloc(1, sizeof(*lk->hosts));
 		if (!lk->hosts)
@@ -454,10 +480,13 @@ static void host_answer(struct lookup *lk, struct query *q, int err,
 	struct host *h = &lk->hosts[q->host];
 	size_t i;
 
-	if (err || (res->rcode != RCODE_NOERROR && res->rcode != RCODE_NXDOMAIN)) {
+	if (err || res->bogus ||
+	    (res->rcode != RCODE_NOERROR && res->rcode != RCODE_NXDOMAIN)) {
 		q->state = Q_TEMP;
 		return;
 	}
+	if (!res->secure)
+		h->addr_insecure = true;
 	q->state = Q_NODATA;
 	if (!res->havedata)
 		return;
@@ -473,6 +502,35 @@ static void host_answer(struct lookup *lk, struct query *q, int err,
 	}
 }
 
+/* The TLSA answer of a host: its status and a copy of the records. */
+static void tlsa_answer(struct lookup *lk, struct query *q, int err,
+			const struct ub_result *res)
+{
+	struct host *h = &lk->hosts[q->host];
+
+	if (err || (res->rcode != RCODE_NOERROR && res->rcode != RCODE_NXDOMAIN)) {
+		h->tlsa_sec = res && res->bogus ? RESOLVER_SEC_BOGUS : RESOLVER_SEC_FAILED;
+		return;
+	}
+	if (res->bogus) {
+		h->tlsa_sec = RESOLVER_SEC_BOGUS;
+		return;
+	}
+	h->tlsa_sec = res->secure ? RESOLVER_SEC_SECURE : RESOLVER_SEC_INSECURE;
+	for (size_t i = 0; res->havedata && res->data[i] && h->n_tlsa < RESOLVER_MAX_TLSA; i++) {
+		size_t len = res->len[i] > 0 ? (size_t)res->len[i] : 0;
+		uint8_t *p = malloc(len ? len : 1);
+
+		if (!p) { /* keeping fewer records could turn a match into a failure */
+			h->tlsa_sec = RESOLVER_SEC_FAILED;
+			return;
+		}
+		memcpy(p, res->data[i], len);
+		h->tlsa[h->n_tlsa] = p;
+		h->tlsa_len[h->n_tlsa++] = len;
+	}
+}
+
 static size_t host_n_addrs(const struct host *h)
 {
 	size_t n = (size_t)h->n4 + h->n6;
@@ -484,7 +542,8 @@ static size_t host_n_addrs(const struct host *h)
 static void lookup_complete(struct lookup *lk)
 {
 	struct mx_host out[RESOLVER_MAX_HOSTS];
-	struct mx_result res = { .hosts = out, .implicit = lk->implicit };
+	struct mx_result res = { .hosts = out, .implicit = lk->implicit,
+				 .mx_sec = lk->mx_sec };
 	struct sockaddr_storage *addrs, *a;
 	size_t total = 0, i, k;
 	bool temp = false;
@@ -514,6 +573,11 @@ static void lookup_complete(struct lookup *lk)
 			continue;
 		out[res.n_hosts++] = (struct mx_host){
 			.name = h->name, .pref = h->pref, .addrs = a, .n_addrs = n,
+			.addr_sec = h->addr_insecure ? RESOLVER_SEC_INSECURE : RESOLVER_SEC_SECURE,
+			.tlsa_sec = h->tlsa_sec,
+			.tlsa = (const uint8_t *const *)h->tlsa,
+			.tlsa_len = h->tlsa_len,
+			.n_tlsa = h->n_tlsa,
 		};
 		for (k = 0; k < n; k++, a++) {
 			if (k < h->n4) {
@@ -580,6 +644,9 @@ static void on_answer(void *arg, int err, struct ub_result *res)
 			lookup_done(lk, rc, NULL);
 			return;
 		}
+	} else if (q->qtype == QTYPE_TLSA) {
+		tlsa_answer(lk, q, err, res);
+		ub_resolve_free(res);
 	} else {
 		host_answer(lk, q, err, res);
 		ub_resolve_free(res);
@@ -613,7 +680,7 @@ int resolver_create(const struct sockaddr_storage *servers, const socklen_t *len
 		    size_t n, struct resolver **out)
 {
 	static const char *const opts[][2] = {
-		{ "module-config:", "iterator" },    /* no DNSSEC validation */
+		{ "module-config:", "iterator" },    /* no validation without a trust anchor */
 		{ "do-not-query-localhost:", "no" }, /* forwarders may be local */
 		{ "infra-host-ttl:", INFRA_HOST_TTL },
 		{ "use-syslog:", "no" },
@@ -840,6 +907,30 @@ void resolver_cancel(struct resolver *r, uint64_t handle)
 void resolver_seed(struct resolver *r, uint64_t seed)
 {
 	r->rng = seed;
+}
+
+int resolver_set_trust_anchor_file(struct resolver *r, const char *path)
+{
+	FILE *f;
+	int rc;
+
+	if (!path || !*path)
+		return -EINVAL;
+	if (r->finalized)
+		return -EBUSY;
+	f = fopen(path, "re");
+	if (!f)
+		return -errno;
+	fclose(f);
+	rc = ub_to_err(ub_ctx_set_option(r->ub, "module-config:", "validator iterator"));
+	if (rc)
+		return rc;
+	return ub_to_err(ub_ctx_add_ta_file(r->ub, path));
+}
+
+void resolver_set_tlsa(struct resolver *r, bool on)
+{
+	r->tlsa = on;
 }
 
 int resolver_set_max_rtt_ms(struct resolver *r, unsigned ms)

@@ -5,7 +5,9 @@
  * The resolver is a forwarding stub: every query goes to the configured DNS
  * servers (config dns.servers) or, if none, to the nameservers in
  * /etc/resolv.conf. It never recurses itself, never consults root hints or
-  * /etc/hosts, and does no DNSSEC validation. It caches answers (libunbound's
+  * /etc/hosts, and validates DNSSEC only when given a trust anchor
+ * (resolver_set_trust_anchor_file; then every answer carries its status
+ * and bogus answers are failures). It caches answers (libunbound's
  * message and RRset caches, honouring TTLs). Names under "test." and
  * "home.arpa." and the reverse zones of the RFC 5737 documentation
  * networks are forwarded like any other (libunbound would otherwise
@@ -37,6 +39,17 @@
  *    accepts no mail; mixed with real MX records it is ignored.
  * Names are lower-cased and lose a trailing dot, in results too.
  *
+ * DNSSEC and DANE (RFC 7672): with a trust anchor, an MX answer that fails
+ * validation (bogus) is SL_EDNS, and A/AAAA answers that do are ignored
+ * like a temporary failure. res->mx_sec is the MX RRset's status (for an
+ * implicit MX, that of the NODATA answer); each host's addr_sec is
+ * SECURE only if every A/AAAA answer it got was. With resolver_set_tlsa()
+ * on, every named host of a secure MX answer also gets its TLSA RRset at
+ * _25._tcp.HOST looked up, concurrently with its addresses: tlsa_sec and
+ * the raw rdata (at most RESOLVER_MAX_TLSA records; dane.h parses them).
+ * A TLSA SERVFAIL or timeout is RESOLVER_SEC_FAILED; it fails nothing
+ * else of the lookup.
+ *
  * Callback errors (err; res is NULL unless err is 0):
  *  SL_ENOTFOUND  permanent: NXDOMAIN; null MX; no MX and no A/AAAA; every
  *                MX host without an address or unusable.
@@ -66,20 +79,35 @@
 
 #define RESOLVER_MAX_HOSTS 10 /* MX hosts kept per domain */
 #define RESOLVER_MAX_ADDRS 8  /* addresses kept per host */
+#define RESOLVER_MAX_TLSA 16  /* TLSA records kept per host */
 
 struct resolver;
+
+/* The DNSSEC status of an answer. */
+enum resolver_sec {
+	RESOLVER_SEC_INSECURE = 0, /* unsigned, no trust anchor, or not looked up */
+	RESOLVER_SEC_SECURE,       /* validated */
+	RESOLVER_SEC_BOGUS,        /* failed validation */
+	RESOLVER_SEC_FAILED,       /* (TLSA only) SERVFAIL, timeout, or not startable */
+};
 
 struct mx_host {
 	char *name;                      /* lower case, no trailing dot */
 	uint16_t pref;                   /* MX preference; 0 if implicit or a plain host */
 	struct sockaddr_storage *addrs;  /* port 0: the caller sets it */
 	size_t n_addrs;                  /* 1..RESOLVER_MAX_ADDRS, IPv4 first */
+	enum resolver_sec addr_sec;      /* SECURE only if every A/AAAA answer was */
+	enum resolver_sec tlsa_sec;      /* _25._tcp.name; INSECURE if not asked */
+	const uint8_t *const *tlsa;      /* TLSA rdata, n_tlsa of them */
+	const size_t *tlsa_len;
+	size_t n_tlsa;
 };
 
 struct mx_result {
 	struct mx_host *hosts; /* in the order to try */
 	size_t n_hosts;        /* >= 1 */
 	bool implicit;         /* no MX: the domain's own A/AAAA (RFC 5321 5.1) */
+	enum resolver_sec mx_sec; /* the MX answer's status; INSECURE for lookup_host */
 };
 
 /* err 0 and res, or err < 0 and res NULL. res and everything it points to
@@ -141,5 +169,14 @@ void resolver_seed(struct resolver *r, uint64_t seed);
  * infra-cache-max-rtt; see the timeouts above). Only before the first
  * lookup: -EBUSY after. -EINVAL if ms is 0. */
 int resolver_set_max_rtt_ms(struct resolver *r, unsigned ms);
+
+/* Validate DNSSEC with the trust anchors (DS or DNSKEY records, zone file
+ * format, e.g. /usr/share/dns/root.key) in path. Only before the first
+ * lookup: -EBUSY after; -errno if path is unreadable. The file's contents
+ * are read at the first lookup; bad ones make lookups fail (SL_EDNS). */
+int resolver_set_trust_anchor_file(struct resolver *r, const char *path);
+/* Look up TLSA records of MX hosts (see DNSSEC and DANE above). Useful only
+ * with a trust anchor. Affects lookups started afterwards. */
+void resolver_set_tlsa(struct resolver *r, bool on);
 
 #endif

@@ -21,10 +21,19 @@ static int push_cipher(struct session_io *s)
 int session_io_start_tls(struct session_io *s, struct tls_ctx *ctx, bool is_server,
 			 const char *sni)
 {
-	int rc = tls_conn_create(ctx, is_server, sni, &s->tls);
+	struct tls_conn *c;
+	int rc = tls_conn_create(ctx, is_server, sni, &c);
 
 	if (rc < 0)
 		return rc;
+	return session_io_start_tls_conn(s, c);
+}
+
+int session_io_start_tls_conn(struct session_io *s, struct tls_conn *c)
+{
+	int rc;
+
+	s->tls = c;
 	s->handshaking = true;
 	sl_buf_reset(&s->plain);
 	rc = tls_conn_handshake(s->tls);

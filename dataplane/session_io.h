@@ -30,6 +30,10 @@ struct session_io {
 int session_io_start_tls(struct session_io *s, struct tls_ctx *ctx, bool is_server,
 			 const char *sni);
 
+/* The same with a client conn the caller created and configured (e.g.
+ * for DANE); s takes c over, also when this fails. */
+int session_io_start_tls_conn(struct session_io *s, struct tls_conn *c);
+
 enum { SESSION_IO_OK = 0, SESSION_IO_TLS_READY = 1 };
 
 /* Take bytes received on the conn. Plain sessions hand them straight back

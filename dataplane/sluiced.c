@@ -799,6 +799,14 @@ static int daemon_start(struct daemon *d)
 		sl_err("resolver: %s", sl_strerror(rc));
 		return rc;
 	}
+	/* DNSSEC validation with the configured trust anchor; TLSA lookups
+	 * for DANE (docs/dane.md). */
+	if (cfg->dns.trust_anchor_file &&
+	    (rc = resolver_set_trust_anchor_file(d->resolver, cfg->dns.trust_anchor_file)) < 0) {
+		sl_err("dns.trust_anchor_file %s: %s", cfg->dns.trust_anchor_file, sl_strerror(rc));
+		return rc;
+	}
+	resolver_set_tlsa(d->resolver, cfg->delivery.dane);
 	rc = egress_create(d->loop, transport_uring_base(d->tu), d->resolver, cfg, d->metrics,
 			   &d->egress, err, sizeof err);
 	if (rc < 0) {

@@ -480,6 +480,57 @@ bool tls_conn_peer_verified(const struct tls_conn *c)
 	return peer && SSL_get_verify_result(c->ssl) == X509_V_OK;
 }
 
+int tls_ctx_enable_dane(struct tls_ctx *ctx)
+{
+	if (ctx->is_server)
+		return -EINVAL;
+	ERR_clear_error();
+	if (SSL_CTX_dane_enable(ctx->ssl_ctx) <= 0) {
+		tls_set_error("enable DANE", NULL);
+		return SL_ETLS;
+	}
+	return 0;
+}
+
+int tls_conn_dane_enable(struct tls_conn *c, const char *base_domain)
+{
+	if (c->is_server || !base_domain || !*base_domain)
+		return -EINVAL;
+	ERR_clear_error();
+	if (SSL_dane_enable(c->ssl, base_domain) <= 0) {
+		tls_set_error("enable DANE", NULL);
+		return SL_ETLS;
+	}
+	SSL_dane_set_flags(c->ssl, DANE_FLAG_NO_DANE_EE_NAMECHECKS);
+	/* A TLSA mismatch fails the handshake; the detail names it. */
+	SSL_set_verify(c->ssl, SSL_VERIFY_PEER, NULL);
+	c->verify = true;
+	return 0;
+}
+
+int tls_conn_dane_add(struct tls_conn *c, uint8_t usage, uint8_t selector, uint8_t mtype,
+		      const uint8_t *data, size_t len)
+{
+	int rc;
+
+	ERR_clear_error();
+	rc = SSL_dane_tlsa_add(c->ssl, usage, selector, mtype, data, len);
+	if (rc < 0) {
+		tls_set_error("add TLSA record", NULL);
+		return SL_ETLS;
+	}
+	ERR_clear_error();
+	return rc > 0 ? 1 : 0;
+}
+
+bool tls_conn_dane_verified(const struct tls_conn *c)
+{
+	if (c->is_server || !c->done || c->failed)
+		return false;
+	return SSL_get0_dane_authority(c->ssl, NULL, NULL) >= 0 &&
+	       SSL_get_verify_result(c->ssl) == X509_V_OK;
+}
+
 const char *tls_conn_version(const struct tls_conn *c)
 {
 	return SSL_get_version(c->ssl);

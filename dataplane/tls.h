@@ -27,6 +27,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "buf.h"
 
@@ -83,6 +84,22 @@ bool tls_conn_peer_closed(const struct tls_conn *c);
 /* Client: true if the peer's chain and name verified (meaningful after the
  * handshake, also without verify_peer). Servers: false. */
 bool tls_conn_peer_verified(const struct tls_conn *c);
+
+/* DANE (RFC 6698/7672; the policy is dane.h's). A client ctx must have
+ * DANE enabled once (0 or SL_ETLS) before its conns use the calls below. */
+int tls_ctx_enable_dane(struct tls_ctx *ctx);
+/* Make c (a client conn of a DANE-enabled ctx, before its handshake)
+ * authenticate its peer by TLSA records only: base_domain is the TLSA base
+ * domain and the name DANE-TA chains are checked against; DANE-EE matches
+ * skip name checks (RFC 7672 §3.1.1). The handshake fails unless a record
+ * added with tls_conn_dane_add matches. 0, -EINVAL, SL_ETLS. */
+int tls_conn_dane_enable(struct tls_conn *c, const char *base_domain);
+/* Add one TLSA record (after tls_conn_dane_enable): 1 added, 0 unusable
+ * to OpenSSL (ignored), SL_ETLS. */
+int tls_conn_dane_add(struct tls_conn *c, uint8_t usage, uint8_t selector, uint8_t mtype,
+		      const uint8_t *data, size_t len);
+/* After the handshake: true if a TLSA record authenticated the peer. */
+bool tls_conn_dane_verified(const struct tls_conn *c);
 
 /* "TLSv1.3", "TLS_AES_256_GCM_SHA384" etc. for Received headers and logs;
  * static strings, valid for the conn's life. Before the handshake completes

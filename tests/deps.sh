@@ -6,7 +6,7 @@ set -e
 PKGS="build-essential pkg-config clang libclang-rt-14-dev liburing-dev liblmdb-dev
 lmdb-utils libssl-dev openssl libyaml-dev libunbound-dev libcmocka-dev libopendkim-dev
 libsystemd-dev libspf2-dev libjansson-dev libmicrohttpd-dev libcurl4-openssl-dev libdpdk-dev dpdk
-python3-pytest python3-dkim python3-yaml unbound iproute2 postfix $*"
+python3-pytest python3-dkim python3-yaml unbound iproute2 postfix ldnsutils $*"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

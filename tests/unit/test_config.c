@@ -155,6 +155,8 @@ static void test_defaults(void **state)
 	assert_true(cfg->delivery.dsn);
 	assert_int_equal(cfg->delivery.n_require_tls_domains, 0);
 	assert_false(cfg->delivery.tls_verify);
+	assert_false(cfg->delivery.dane);
+	assert_null(cfg->dns.trust_anchor_file);
 
 	assert_string_equal(cfg->spool.path, "/var/lib/sluice/spool");
 	assert_int_equal(cfg->spool.map_size, 8ull << 30);
@@ -453,6 +455,10 @@ static const struct bad_case bad_cases[] = {
 	{ POOL "listner: 1\n", "t.yaml:5:1: unknown key 'listner' (did you mean 'listeners'?)" },
 	{ POOL "listeners:\n  - name: l\n    adress: 127.0.0.1:25\n", "t.yaml:7:5: unknown key 'adress' in listeners[0] (did you mean 'address'?)" },
 	{ POOL "frobnicate: 1\n", "t.yaml:5:1: unknown key 'frobnicate' (expected one of: hostname, listeners, tenants, pools, routes, limits, delivery, spool, dns, events, metrics, dkim, shaping, warmup, control, dpdk, bounces, sender_auth, link_check, dnsbl)" },
+	/* DANE needs a trust anchor; its switch is off or on */
+	{ POOL "delivery:\n  dane: on\n", "t.yaml:6:9: delivery.dane: on needs dns.trust_anchor_file (a validating resolver's trust anchor, e.g. /usr/share/dns/root.key)" },
+	{ POOL "delivery:\n  dane: yes\n", "t.yaml:6:9: delivery.dane: 'yes' is not off or on" },
+	{ POOL "dns:\n  trust_anchor_file: \"\"\n", "t.yaml:6:22: dns.trust_anchor_file: must not be empty" },
 	/* bounces: and inbound listeners */
 	{ POOL "control: {store: /tmp/x}\nbounces: {fbl_address: x@y.test}\n", "t.yaml:6:10: bounces: missing required key 'return_path_domain'" },
 	{ POOL "bounces: {return_path_domain: b.test}\n", "t.yaml:5:10: bounces needs the control section (suppression lists live in its store)" },

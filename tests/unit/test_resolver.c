@@ -269,6 +269,8 @@ struct got {
 	uint16_t pref[RESOLVER_MAX_HOSTS];
 	size_t n_addrs[RESOLVER_MAX_HOSTS];
 	char addr[RESOLVER_MAX_HOSTS][RESOLVER_MAX_ADDRS][INET6_ADDRSTRLEN];
+	enum resolver_sec mx_sec, addr_sec[RESOLVER_MAX_HOSTS], tlsa_sec[RESOLVER_MAX_HOSTS];
+	size_t n_tlsa[RESOLVER_MAX_HOSTS];
 };
 
 static void on_result(void *ctx, int err, const struct mx_result *res)
@@ -286,12 +288,16 @@ static void on_result(void *ctx, int err, const struct mx_result *res)
 	assert_true(res->n_hosts >= 1 && res->n_hosts <= RESOLVER_MAX_HOSTS);
 	g->implicit = res->implicit;
 	g->n_hosts = res->n_hosts;
+	g->mx_sec = res->mx_sec;
 	for (i = 0; i < res->n_hosts; i++) {
 		const struct mx_host *h = &res->hosts[i];
 
 		assert_true(strlen(h->name) < sizeof(g->name[i]));
 		strcpy(g->name[i], h->name);
 		g->pref[i] = h->pref;
+		g->addr_sec[i] = h->addr_sec;
+		g->tlsa_sec[i] = h->tlsa_sec;
+		g->n_tlsa[i] = h->n_tlsa;
 		assert_true(h->n_addrs >= 1 && h->n_addrs <= RESOLVER_MAX_ADDRS);
 		g->n_addrs[i] = h->n_addrs;
 		for (k = 0; k < h->n_addrs; k++) {
@@ -937,6 +943,57 @@ static void test_resolv_conf(void **state)
 	resolver_destroy(r);
 }
 
+/* Unsigned answers are insecure, with or without validation; TLSA
+ * records are only looked up behind a secure MX answer. (Signed zones
+ * are exercised end to end in tests/e2e/test_dane.py.) */
+static void test_dnssec_insecure(void **state)
+{
+	char ta[] = "/tmp/sluice-test-ta-XXXXXX";
+	struct resolver *r;
+	struct got g;
+	FILE *f;
+	int fd;
+
+	(void)state;
+	r = new_resolver();
+	assert_int_equal(resolver_set_trust_anchor_file(r, "/nonexistent/root.key"), -ENOENT);
+	assert_int_equal(resolver_set_trust_anchor_file(r, ""), -EINVAL);
+	resolver_set_tlsa(r, true);
+	mx(r, "multi.test", &g);
+	assert_int_equal(g.err, 0);
+	assert_int_equal(g.mx_sec, RESOLVER_SEC_INSECURE);
+	assert_int_equal(g.addr_sec[0], RESOLVER_SEC_INSECURE);
+	assert_int_equal(g.tlsa_sec[0], RESOLVER_SEC_INSECURE);
+	assert_int_equal(g.n_tlsa[0], 0);
+	/* The configuration is frozen by the first lookup. */
+	fd = mkstemp(ta);
+	assert_true(fd >= 0);
+	f = fdopen(fd, "w");
+	assert_non_null(f);
+	/* An anchor for a zone the tests do not use. */
+	fprintf(f, "example. 3600 IN DS 12345 13 2 "
+		   "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\n");
+	fclose(f);
+	assert_int_equal(resolver_set_trust_anchor_file(r, ta), -EBUSY);
+	resolver_destroy(r);
+
+	/* Validation on: names outside the anchor's zone resolve, insecure. */
+	r = new_resolver();
+	assert_int_equal(resolver_set_trust_anchor_file(r, ta), 0);
+	resolver_set_tlsa(r, true);
+	mx(r, "multi.test", &g);
+	assert_int_equal(g.err, 0);
+	assert_int_equal(g.n_hosts, 3);
+	assert_int_equal(g.mx_sec, RESOLVER_SEC_INSECURE);
+	assert_int_equal(g.tlsa_sec[0], RESOLVER_SEC_INSECURE);
+	mx(r, "implicit.test", &g);
+	assert_int_equal(g.err, 0);
+	assert_true(g.implicit);
+	assert_int_equal(g.mx_sec, RESOLVER_SEC_INSECURE);
+	resolver_destroy(r);
+	unlink(ta);
+}
+
 static void test_create_errors(void **state)
 {
 	struct sockaddr_storage bad = { .ss_family = AF_UNIX };
@@ -952,6 +1009,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_mx_order_and_addresses),
+		cmocka_unit_test(test_dnssec_insecure),
 		cmocka_unit_test(test_equal_pref_shuffled),
 		cmocka_unit_test(test_name_normalised),
 		cmocka_unit_test(test_implicit_mx),
