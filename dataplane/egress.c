@@ -1748,6 +1748,11 @@ void egress_destroy(struct egress *e)
 	free(e);
 }
 
+int egress_tls_json(const struct egress *e, struct sl_buf *out)
+{
+	return tls_report_json(e->rpt, out);
+}
+
 unsigned egress_sessions(const struct egress *e)
 {
 	return e->n_sessions;

@@ -88,6 +88,9 @@ void egress_kick_all(struct egress *e);
 struct reputation;
 void egress_set_reputation(struct egress *e, struct reputation *r);
 
+/* Append the TLS-RPT counters as JSON (tls_report_json; docs/tls.md). */
+int egress_tls_json(const struct egress *e, struct sl_buf *out);
+
 /* Close every session (QUIT where possible); in-flight deliveries are
  * given back to the queue. */
 void egress_shutdown(struct egress *e);

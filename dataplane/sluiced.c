@@ -431,6 +431,12 @@ static void fcrdns_done(void *ctx, const struct fcrdns_result *r)
 			fcrdns_status_name(r->status), r->why);
 }
 
+/* api_dataplane.tls_json, on the loop thread. */
+static int tls_json(void *daemon, struct sl_buf *out)
+{
+	return egress_tls_json(((struct daemon *)daemon)->egress, out);
+}
+
 /* api_dataplane.ips_json, on the loop thread. */
 static int ips_json(void *daemon, struct sl_buf *out)
 {
@@ -602,6 +608,7 @@ static int api_begin(struct daemon *d)
 
 	d->dp = (struct api_dataplane){ .accept = ingress_accept(d->ingress), .queue = d->queue,
 					.cfg = d->cfg, .daemon = d, .ips_json = ips_json,
+					.tls_json = tls_json,
 					.rep = d->rep };
 	if (d->cfg->sender_auth.enabled) {
 		char err[256];

@@ -1,6 +1,7 @@
 """Outbound TLS policies: require, verify, MTA-STS (RFC 8461), the "tls"
 field of the event log and the TLS-RPT counters (docs/tls.md)."""
 import http.server
+import os
 import re
 import smtplib
 import ssl
@@ -9,7 +10,7 @@ import threading
 
 import pytest
 
-from conftest import message, wait_until
+from conftest import SLUICECTL, message, wait_until
 
 RCV = "203.0.113.28:25"        # every receiver of these tests (tests/dns.conf.in)
 STS_SERVER = ("203.0.113.29", 443)
@@ -234,3 +235,21 @@ def test_mta_sts_fetch_failure_is_opportunistic(pki, sink_factory, sluiced_facto
     e = d.wait_events("delivered", 1)[0]
     assert e["tls"] is None
     assert rpt(d, "sts-nofetch.test", "mta-sts", "sts-policy-fetch-error") == 1
+
+
+def test_tls_counters_over_the_api(pki, sink_factory, sluiced_factory):
+    sink_factory(addrs=[RCV], tls=pki["issue"]("mx.tls.test"))
+    d = sluiced_factory(api=True, delivery={"verify_tls_domains": "[tls.test]",
+                                            "tls_ca_file": f'"{pki["ca"]}"'}).start()
+    _, msg = message("a@acme.test", "b@tls.test")
+    send("a@acme.test", ["b@tls.test"], msg)
+    d.wait_events("delivered", 1)
+    st, body = d.api("GET", "/v1/tls")
+    assert st == 200
+    assert body == {"domains": [{"domain": "tls.test", "policy": "verify", "success": 1,
+                                 "failure": 0, "failures": {}}]}
+    env = dict(os.environ, SLUICE_API=d.api_url, SLUICE_TOKEN=d.admin_token)
+    r = subprocess.run([str(SLUICECTL), "tls"], capture_output=True, text=True, env=env,
+                       timeout=30)
+    assert r.returncode == 0, r.stderr
+    assert "DOMAIN" in r.stdout and "tls.test" in r.stdout and "verify" in r.stdout
