@@ -155,6 +155,10 @@ static void test_defaults(void **state)
 	assert_true(cfg->delivery.dsn);
 	assert_int_equal(cfg->delivery.n_require_tls_domains, 0);
 	assert_false(cfg->delivery.tls_verify);
+	assert_int_equal(cfg->delivery.n_verify_tls_domains, 0);
+	assert_int_equal(cfg->delivery.n_no_tls_domains, 0);
+	assert_null(cfg->delivery.tls_ca_file);
+	assert_false(cfg->delivery.mta_sts);
 
 	assert_string_equal(cfg->spool.path, "/var/lib/sluice/spool");
 	assert_int_equal(cfg->spool.map_size, 8ull << 30);
