@@ -20,7 +20,11 @@ POLICIES = {
     "mta-sts.sts-bad.test": "version: STSv1\nmode: enforce\nmx: mx.sts.test\nmax_age: 86400\n",
     "mta-sts.sts-testing.test":
         "version: STSv1\nmode: testing\nmx: *.sts-testing.test\nmax_age: 600\n",
+    "mta-sts.sts-invalid.test": "version: STSv2\nmode: enforce\nmx: mx.sts-invalid.test\n",
 }
+# Served, but the server's certificate does not name it.
+NOT_IN_CERT = {"mta-sts.sts-webpki.test":
+               "version: STSv1\nmode: enforce\nmx: nothing.example\nmax_age: 600\n"}
 
 
 def send(frm, rcpts, msg, port=2525):
@@ -66,7 +70,7 @@ def sts_server(pki):
         def do_GET(self):
             host = (self.headers.get("Host") or "").split(":")[0]
             hits.append((host, self.path))
-            body = POLICIES.get(host)
+            body = POLICIES.get(host) or NOT_IN_CERT.get(host)
             if self.path != "/.well-known/mta-sts.txt" or body is None:
                 self.send_error(404)
                 return
@@ -185,6 +189,12 @@ def test_mta_sts_enforce_delivers_verified(pki, sts_server, sink_factory, sluice
     assert e["tls"]["policy"] == "mta-sts" and e["tls"]["verified"] is True
     assert ("mta-sts.sts.test", "/.well-known/mta-sts.txt") in sts_server
     assert rpt(d, "sts.test", "mta-sts", "success") == 1
+    # The policy is cached: the next message fetches nothing.
+    _, msg = message("a@acme.test", "c@sts.test")
+    send("a@acme.test", ["c@sts.test"], msg)
+    sink.wait_messages(2)
+    d.wait_events("delivered", 2)
+    assert len(sts_server) == 1
 
 
 def test_mta_sts_enforce_bad_cert_defers(pki, sts_server, sink_factory, sluiced_factory,
@@ -253,3 +263,16 @@ def test_tls_counters_over_the_api(pki, sink_factory, sluiced_factory):
                        timeout=30)
     assert r.returncode == 0, r.stderr
     assert "DOMAIN" in r.stdout and "tls.test" in r.stdout and "verify" in r.stdout
+
+
+@pytest.mark.parametrize("domain,result", [("sts-invalid.test", "sts-policy-invalid"),
+                                           ("sts-webpki.test", "sts-webpki-invalid")])
+def test_mta_sts_bad_policy_is_opportunistic(pki, sts_server, sink_factory, sluiced_factory,
+                                             domain, result):
+    sink = sink_factory(addrs=[RCV])  # plaintext only: an enforced policy would defer
+    d = sts_sluiced(sluiced_factory, pki)
+    _, msg = message("a@acme.test", f"b@{domain}")
+    send("a@acme.test", [f"b@{domain}"], msg)
+    sink.wait_messages(1)
+    assert d.wait_events("delivered", 1)[0]["tls"] is None
+    assert rpt(d, domain, "mta-sts", result) == 1
