@@ -3,7 +3,7 @@
  * `_mta-sts.DOMAIN` TXT record, the policy text served at
  * https://mta-sts.DOMAIN/.well-known/mta-sts.txt, and matching an MX host
  * against the policy's mx patterns. Fetching and caching are
- * dataplane/sts_fetch.h's.
+ * dataplane/sts_cache.h's.
  *
  * The policy parser is strict where the RFC is: "version: STSv1", a mode of
  * enforce | testing | none, a max_age of at most 10 digits (clamped to

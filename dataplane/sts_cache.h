@@ -11,8 +11,8 @@
  *  2. the record's id equals the cached policy's: nothing to fetch;
  *  3. else mta-sts.DOMAIN is resolved (the same resolver) and
  *     https://mta-sts.DOMAIN/.well-known/mta-sts.txt is fetched with
- *     libcurl on a worker thread (offload.h): the name resolved in step 3
- *     only, port 443, the certificate verified against the CA bundle given
+ *     libcurl on a worker thread (offload.h): to the address just
+ *     resolved only, port 443, the certificate verified against the CA bundle given
  *     to sts_cache_create (NULL: the system's) for the name mta-sts.DOMAIN,
  *     no redirects, status 200 and text/plain only, at most
  *     MTA_STS_POLICY_MAX bytes, 10 s to connect and 30 s in all;
