@@ -395,6 +395,10 @@ static const char *const delivery_keys[] = {
 	"stuck_age",
 	"stuck_deferrals",
 	"dane",
+	"verify_tls_domains",
+	"no_tls_domains",
+	"tls_ca_file",
+	"mta_sts",
 };
 static const char *const spool_keys[] = { "path", "map_size", "commit_batch", "sync" };
 static const char *const dns_keys[] = { "servers", "trust_anchor_file" };
@@ -1628,25 +1632,26 @@ static int parse_retry(struct ctx *c, const struct node *v)
 	return 0;
 }
 
-static int parse_tls_domains(struct ctx *c, const struct node *v)
+/* A TLS policy list (delivery.require_tls_domains and its siblings). */
+static int parse_tls_domains(struct ctx *c, const struct node *v, char ***out, size_t *n_out)
 {
-	struct sl_delivery_cfg *d = &c->cfg->delivery;
 	int rc = expect_seq(c, v);
+	char **list;
 
 	if (rc || v->n == 0)
 		return rc;
-	d->require_tls_domains = calloc(v->n, sizeof(char *));
-	if (!d->require_tls_domains)
+	list = *out = calloc(v->n, sizeof(char *));
+	if (!list)
 		return nomem(c);
-	d->n_require_tls_domains = v->n;
+	*n_out = v->n;
 	for (size_t i = 0; i < v->n; i++) {
 		size_t old = path_push(c, "[%zu]", i);
 
-		rc = get_domain(c, v->kids[i], false, &d->require_tls_domains[i]);
+		rc = get_domain(c, v->kids[i], false, &list[i]);
 		if (rc)
 			return rc;
 		for (size_t j = 0; j < i; j++)
-			if (strcasecmp(d->require_tls_domains[j], d->require_tls_domains[i]) == 0)
+			if (strcasecmp(list[j], list[i]) == 0)
 				return bad(c, v->kids[i], "duplicate domain (first at line %u)",
 					   v->kids[j]->line);
 		path_pop(c, old);
@@ -1689,11 +1694,21 @@ static int parse_delivery(struct ctx *c, const struct node *m)
 		case 5: rc = get_uint(c, v, 1, 1000000, &d->max_messages_per_connection); break;
 		case 6: rc = get_uint(c, v, 1, 1000000, &d->max_connections); break;
 		case 7: rc = get_bool(c, v, &d->dsn); break;
-		case 8: rc = parse_tls_domains(c, v); break;
+		case 8:
+			rc = parse_tls_domains(c, v, &d->require_tls_domains,
+					       &d->n_require_tls_domains);
+			break;
 		case 9: rc = get_bool(c, v, &d->tls_verify); break;
 		case 10: rc = get_duration(c, v, 1, 365 * DAY, &d->stuck_age_ms); break;
 		case 11: rc = get_uint(c, v, 1, 1000000, &d->stuck_deferrals); break;
 		case 12: rc = get_off_on(c, v, &d->dane); break;
+		case 13:
+			rc = parse_tls_domains(c, v, &d->verify_tls_domains,
+					       &d->n_verify_tls_domains);
+			break;
+		case 14: rc = parse_tls_domains(c, v, &d->no_tls_domains, &d->n_no_tls_domains); break;
+		case 15: rc = get_text(c, v, &d->tls_ca_file); break;
+		case 16: rc = get_bool(c, v, &d->mta_sts); break;
 		}
 		if (!rc)
 			path_pop(c, old);
@@ -2554,6 +2569,13 @@ void config_free(struct sl_config *cfg)
 	for (size_t i = 0; i < cfg->delivery.n_require_tls_domains; i++)
 		free(cfg->delivery.require_tls_domains[i]);
 	free(cfg->delivery.require_tls_domains);
+	for (size_t i = 0; i < cfg->delivery.n_verify_tls_domains; i++)
+		free(cfg->delivery.verify_tls_domains[i]);
+	free(cfg->delivery.verify_tls_domains);
+	for (size_t i = 0; i < cfg->delivery.n_no_tls_domains; i++)
+		free(cfg->delivery.no_tls_domains[i]);
+	free(cfg->delivery.no_tls_domains);
+	free(cfg->delivery.tls_ca_file);
 	free(cfg->spool.path);
 	free(cfg->dns.servers);
 	free(cfg->dns.server_lens);

@@ -113,7 +113,13 @@ struct sl_delivery_cfg {
 	bool dsn;                     /* delivery.dsn: send RFC 3464 DSNs for bounces, default true */
 	char **require_tls_domains;   /* delivery.require_tls_domains, default none */
 	size_t n_require_tls_domains;
-	bool tls_verify;              /* delivery.tls_verify: verify peer certificates when TLS is required, default false */
+	bool tls_verify;              /* delivery.tls_verify: `require` domains and routes get `verify`, default false */
+	char **verify_tls_domains;    /* delivery.verify_tls_domains: TLS with a verified certificate, default none */
+	size_t n_verify_tls_domains;
+	char **no_tls_domains;        /* delivery.no_tls_domains: never STARTTLS, default none */
+	size_t n_no_tls_domains;
+	char *tls_ca_file;            /* delivery.tls_ca_file: CA bundle for verify and MTA-STS, default NULL = system */
+	bool mta_sts;                 /* delivery.mta_sts: honour RFC 8461 policies, default false */
 	uint64_t stuck_age_ms;        /* delivery.stuck_age: a queue whose oldest message is older is stuck, default 1h */
 	unsigned stuck_deferrals;     /* delivery.stuck_deferrals: ... or that got the same deferral this often in a row, default 5 */
 	bool dane;                    /* delivery.dane: off|on, default off (needs dns.trust_anchor_file) */

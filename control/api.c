@@ -31,8 +31,8 @@ struct api {
 	unsigned port;
 	struct api_grace *grace;
 	unsigned active; /* requests in flight (atomic) */
-	const struct api_route *tables[12];
-	size_t counts[12];
+	const struct api_route *tables[13];
+	size_t counts[13];
 };
 
 struct api_request {
@@ -779,6 +779,8 @@ int api_start(const struct api_config *cfg, struct store *store, struct api **ou
 	api->counts[sizeof api->tables / sizeof api->tables[0] - 3] = api_unsubscribe_route_count;
 	api->tables[8] = api_reputation_routes;
 	api->counts[8] = api_reputation_route_count;
+	api->tables[9] = api_tls_routes;
+	api->counts[9] = api_tls_route_count;
 	rc = parse_address(api->cfg.address, &ss);
 	if (rc < 0)
 		goto fail;

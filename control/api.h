@@ -130,6 +130,7 @@ struct api_principal {
  *   api_ips.c       api_ip_routes       source IPs, FCrDNS
  *   api_events.c    api_event_routes    the event log
  *   api_reputation.c api_reputation_routes suppressions, VERP, reputation
+ *   api_tls.c       api_tls_routes      outbound TLS-RPT counters
  */
 extern const struct api_route api_tenant_routes[];
 extern const size_t api_tenant_route_count;
@@ -158,6 +159,8 @@ extern const struct api_route api_unsubscribe_routes[];
 extern const size_t api_unsubscribe_route_count;
 extern const struct api_route api_reputation_routes[];
 extern const size_t api_reputation_route_count;
+extern const struct api_route api_tls_routes[];
+extern const size_t api_tls_route_count;
 
 /* --- server -------------------------------------------------------------- */
 

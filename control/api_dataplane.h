@@ -33,6 +33,9 @@ struct api_dataplane {
 	/* GET /v1/ips (api_ips.c): append the source IPs as a JSON array;
 	 * runs on the loop thread (through the mailbox). NULL: 503. */
 	int (*ips_json)(void *daemon, struct sl_buf *out);
+	/* GET /v1/tls (api_tls.c): append the TLS-RPT counters' JSON view
+	 * (dataplane/tls_report.h); loop thread, like ips_json. NULL: 503. */
+	int (*tls_json)(void *daemon, struct sl_buf *out);
 	/* Sending domains and verify-by-email (sender_auth: section; NULL =
 	 * off): record generation and DNS check settings, the verifier. Both
 	 * are safe from API threads. */

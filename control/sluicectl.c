@@ -30,6 +30,7 @@
 #include "cmd_queue.h"
 #include "cmd_dkim.h"
 #include "cmd_ip.h"
+#include "cmd_tls.h"
 #include "cmd_domain.h"
 #include "cmd_verify.h"
 #include "cmd_reputation.h"
@@ -73,6 +74,7 @@ static int usage(FILE *f, int rc)
 		   "  queue list|show|pause|resume|retry|purge\n"
 		   "                          delivery queues (sluicectl queue --help)\n"
 		   "  ip list [--json]        source IPs: EHLO, rDNS, FCrDNS check, warm-up\n"
+		   "  tls [--json]            outbound TLS results per policy domain (TLS-RPT)\n"
 		   "  domain add|list|records|verify|remove\n"
 		   "                          sending domains and their DNS records (--help)\n"
 		   "  verify request|show ADDRESS  verify-by-email (sluicectl verify --help)\n"
@@ -229,6 +231,8 @@ int main(int argc, char **argv)
 		return cmd_events(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "ip"))
 		return cmd_ip(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "tls"))
+		return cmd_tls(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "domain"))
 		return cmd_domain(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "verify"))

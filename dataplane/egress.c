@@ -10,7 +10,10 @@
 #include "shaping.h"
 #include "smtp_client.h"
 #include "smtp_reply.h"
+#include "sts_cache.h"
 #include "tls.h"
+#include "tls_policy.h"
+#include "tls_report.h"
 #include "verp.h"
 #include "warmup_gate.h"
 
@@ -63,12 +66,12 @@ struct site {
 	struct egress *eg;
 	struct site *hnext;    /* hash chain */
 	struct site *all_next; /* every site */
-	char *key;             /* pool \n site \n port/tls [\n domain] */
+	char *key;             /* pool \n site \n port/TLS policy [\n domain] */
 	char *mx;              /* the site key (sorted MX set) */
 	char *domain;          /* NULL, or the one domain with its own rules */
 	char *pool;
 	size_t pool_idx;
-	bool require_tls;
+	enum tls_policy_mode tls_mode;
 	uint64_t no_tls_until; /* a handshake failed: opportunistic TLS off until then */
 	unsigned n_conns, n_connecting; /* sums over ip[] (the pool's view) */
 	struct site_ip *ip;             /* per source IP of the pool */
@@ -93,7 +96,7 @@ struct dq_egress {
 	uint64_t resolved_at, lookup;
 	struct target *targets;
 	size_t n_targets, good; /* good: the target that last connected */
-	bool require_tls;
+	struct tls_policy tls;  /* the domain's effective TLS policy */
 	bool dane;             /* a target is DANE_REQUIRED: a site of DANE domains */
 	uint16_t port;
 	char *mx;              /* site key of the MX set (NULL before a lookup) */
@@ -127,6 +130,8 @@ struct out_session {
 	struct transport *t;             /* the pool's transport */
 	struct sockaddr_storage src;
 	socklen_t src_len;
+	struct event_tls tls_ev; /* this session's TLS, for the event log */
+	bool tls_counted;        /* its TLS-RPT result was counted */
 	uint8_t *refused;        /* per recipient of d: refused at RCPT (reputation) */
 	bool answered_rcpts;     /* refused[] describes the current delivery */
 	uint32_t refused_cap;
@@ -146,7 +151,10 @@ struct egress {
 	struct resolver *res;
 	const struct sl_config *cfg;
 	struct queue *q;
-	struct tls_ctx *tls;
+	struct tls_ctx *tls;        /* opportunistic, require: any certificate */
+	struct tls_ctx *tls_verify; /* verify, mta-sts: the chain and name must verify */
+	struct sts_cache *sts;      /* NULL: MTA-STS off */
+	struct tls_report *rpt;
 	struct transport **pool_t; /* per pool; NULL = t */
 	unsigned n_sessions;
 	struct out_session *sessions;
@@ -186,14 +194,6 @@ static struct smtp_reply local_reply(int code, const char *enhanced, const char 
 	vsnprintf(r.text, sizeof r.text, fmt, ap);
 	va_end(ap);
 	return r;
-}
-
-static bool domain_requires_tls(const struct sl_config *cfg, const char *domain)
-{
-	for (size_t i = 0; i < cfg->delivery.n_require_tls_domains; i++)
-		if (!strcasecmp(cfg->delivery.require_tls_domains[i], domain))
-			return true;
-	return false;
 }
 
 static void site_kick(struct site *se);
@@ -351,7 +351,7 @@ static void site_free(struct site *se)
 	free(se);
 }
 
-/* The site of (pool, MX set, port, TLS requirement[, domain]), created on
+/* The site of (pool, MX set, port, TLS policy[, domain]), created on
  * first use. NULL when out of memory. */
 static struct site *site_get(struct egress *eg, const struct dq_egress *de, const char *domain)
 {
@@ -364,8 +364,8 @@ static struct site *site_get(struct egress *eg, const struct dq_egress *de, cons
 	/* DANE domains never share a site (and so sessions) with domains
 	 * whose insecure MX RRset leads to the same hosts: a session opened
 	 * for one of those would carry their mail unauthenticated. */
-	snprintf(key, sizeof key, "%s\n%s\n%u%s%s\n%s", pool, de->mx, de->port,
-		 de->require_tls ? "t" : "", de->dane ? "d" : "", domain ? domain : "");
+	snprintf(key, sizeof key, "%s\n%s\n%u/%s%s\n%s", pool, de->mx, de->port,
+		 tls_policy_name(de->tls.mode), de->dane ? "/dane" : "", domain ? domain : "");
 	if (eg->n_site_tab) {
 		for (se = eg->site_tab[hash_key(key) & (eg->n_site_tab - 1)]; se; se = se->hnext)
 			if (!strcmp(se->key, key))
@@ -388,7 +388,7 @@ static struct site *site_get(struct egress *eg, const struct dq_egress *de, cons
 		return NULL;
 	}
 	se->pool_idx = pc ? (size_t)(pc - eg->cfg->pools) : 0;
-	se->require_tls = de->require_tls;
+	se->tls_mode = de->tls.mode;
 	se->rate_timer.cb = on_rate_timer;
 	se->warm_timer.cb = on_warm_timer;
 	site_shape(se);
@@ -500,7 +500,10 @@ static void dq_assign(struct dq_egress *de)
 
 	if (!de->mx)
 		return;
-	se = site_get(eg, de, shaping_has_domain_rule(eg->shaping, domain) ? domain : NULL);
+	/* An MTA-STS domain's MX patterns are its own: so is its site. */
+	se = site_get(eg, de, shaping_has_domain_rule(eg->shaping, domain) ||
+			      de->tls.mode == TLS_POLICY_MTA_STS ||
+			      de->tls.mode == TLS_POLICY_MTA_STS_TESTING ? domain : NULL);
 	if (se && se != de->site) {
 		if (de->site)
 			site_ready_remove(de->site, de);
@@ -565,10 +568,12 @@ static struct rcpt_outcome de_outcome(const struct dq_egress *de, const struct s
 				      .max_age_ms = de->shape.max_age_ms };
 }
 
-static void outcome_all_ready(struct dq_egress *de, const struct smtp_reply *r)
+static void outcome_all_ready(struct dq_egress *de, const struct smtp_reply *r,
+			      const struct event_tls *tls)
 {
 	struct rcpt_outcome o = de_outcome(de, r, NULL, NULL);
 
+	o.tls = tls;
 	domain_queue_fail_ready(de->eg->q, de->dq, &o);
 }
 
@@ -646,13 +651,18 @@ static void on_resolved(void *ctx, int err, const struct mx_result *res)
 		size_t n_mx = 0;
 
 		for (size_t i = 0; i < res->n_hosts; i++) {
-			struct dane_host *dh;
+			struct dane_host *dh = NULL;
 
 			/* A host DANE says not to use now is skipped (RFC 7672
-			 * §2.2.1); if every host is, the mail is deferred. */
-			if (dane_for_host(de->eg, res, &res->hosts[i], &dh, dane_why,
+			 * §2.2.1); if every host is, the mail is deferred. A
+			 * host with usable TLSA records is DANE's, whatever
+			 * the domain's MTA-STS policy says (RFC 8461 §2). */
+			if (tls_policy_allows_dane(de->tls.mode) &&
+			    dane_for_host(de->eg, res, &res->hosts[i], &dh, dane_why,
 					  sizeof dane_why) == DANE_DEFER)
 				continue;
+			if (!dh && !tls_policy_mx_allowed(&de->tls, res->hosts[i].name))
+				continue; /* MTA-STS enforce: not a listed MX */
 			for (size_t j = 0; j < res->hosts[i].n_addrs; j++)
 				add_target(de, &res->hosts[i].addrs[j], res->hosts[i].name, port,
 					   dh);
@@ -670,9 +680,29 @@ static void on_resolved(void *ctx, int err, const struct mx_result *res)
 		return;
 	}
 	if (!err && dane_why[0]) {
+		static const struct event_tls dane_dnssec = {
+			.policy = "dane", .failure = "dnssec-invalid"
+		};
+
 		(*de->eg->c_dane_deferred)++;
+		tls_report_count(de->eg->rpt, domain_queue_domain(de->dq), TLS_POLICY_DANE,
+				 TLS_RPT_DNSSEC_INVALID);
 		r = local_reply(451, "4.7.5", "DANE: %s", dane_why);
-		outcome_all_ready(de, &r);
+		outcome_all_ready(de, &r, &dane_dnssec);
+		return;
+	}
+	if (!err) {
+		/* Every MX host failed the domain's MTA-STS policy (RFC 8461
+		 * §4.2): defer, the policy or the MX set may change. */
+		static const struct event_tls sts_mx = {
+			.policy = "mta-sts", .failure = "validation-failure"
+		};
+
+		tls_report_count(de->eg->rpt, domain_queue_domain(de->dq), de->tls.mode,
+				 TLS_RPT_VALIDATION_FAILURE);
+		r = local_reply(451, "4.7.5", "no MX host of %s matches its MTA-STS policy",
+				domain_queue_domain(de->dq));
+		outcome_all_ready(de, &r, &sts_mx);
 		return;
 	}
 	if (err == SL_ENOTFOUND)
@@ -681,7 +711,30 @@ static void on_resolved(void *ctx, int err, const struct mx_result *res)
 	else
 		r = local_reply(451, "4.4.3", "DNS lookup for %s failed: %s",
 				domain_queue_domain(de->dq), sl_strerror(err ? err : SL_EDNS));
-	outcome_all_ready(de, &r);
+	outcome_all_ready(de, &r, NULL);
+}
+
+/* The domain's effective TLS policy into de->tls: 1, or 0 while its
+ * MTA-STS policy is being looked up the first time (the check's notify
+ * kicks the queue). A static route's own TLS settings are all that apply
+ * to a routed domain. */
+static int dq_tls_policy(struct dq_egress *de, const char *domain,
+			 const struct sl_route_cfg *route)
+{
+	struct egress *eg = de->eg;
+	enum tls_policy_mode mode = tls_policy_configured(eg->cfg, domain, route);
+	const struct mta_sts_policy *sts = NULL;
+
+	if (eg->sts && !route && mode == TLS_POLICY_OPPORTUNISTIC) {
+		int rc = sts_cache_get(eg->sts, domain, loop_now_ms(eg->loop), &sts);
+
+		if (rc == 0)
+			return 0;
+		if (rc < 0)
+			sts = NULL;
+	}
+	de->tls = tls_policy_effective(mode, sts);
+	return 1;
 }
 
 /* Make sure de has targets; false while a lookup is running or failed. */
@@ -698,7 +751,8 @@ static bool dq_resolve(struct dq_egress *de)
 		return false;
 	if (de->rs == RS_OK && now - de->resolved_at < RESOLVE_TTL_MS)
 		return true;
-	de->require_tls = (route && route->require_tls) || domain_requires_tls(eg->cfg, domain);
+	if (dq_tls_policy(de, domain, route) == 0)
+		return false; /* the MTA-STS check kicks the queue when done */
 	de->port = route ? route->port : 25;
 	if (route) {
 		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
@@ -730,7 +784,7 @@ static bool dq_resolve(struct dq_egress *de)
 						  domain, sl_strerror(rc));
 
 		de->rs = RS_NONE;
-		outcome_all_ready(de, &r);
+		outcome_all_ready(de, &r, NULL);
 		return false;
 	}
 	return false;
@@ -745,6 +799,7 @@ static void session_reply_all(struct out_session *s, const struct smtp_reply *r)
 	if (!s->d)
 		return;
 	o = de_outcome(s->dde, r, s->src_ip, s->site);
+	o.tls = s->cl ? &s->tls_ev : NULL;
 	delivery_all_result(s->eg->q, s->d, &o);
 	queue_delivery_done(s->eg->q, s->d, loop_now_ms(s->eg->loop) - s->started_ms);
 	s->d = NULL;
@@ -839,15 +894,24 @@ static void session_timeout(struct loop_timer *t)
 
 /* --- DANE (RFC 7672) ----------------------------------------------------- */
 
+/* The TLS policy s runs under: its site's, or DANE's when its MX host has
+ * usable TLSA records (tls_policy.h). */
+static enum tls_policy_mode session_tls_mode(const struct out_session *s)
+{
+	return s->dane ? TLS_POLICY_DANE : s->se->tls_mode;
+}
+
 /* STARTTLS for s: with DANE, the conn must match the host's TLSA records
- * (dane_host_apply); otherwise the opportunistic or required TLS of old. */
+ * (dane_host_apply); otherwise the policy's context: the one that verifies
+ * certificates for verify and MTA-STS enforce, the plain one else. */
 static int session_start_tls(struct out_session *s)
 {
 	struct tls_conn *c;
 	int rc;
 
 	if (!s->dane)
-		return session_io_start_tls(&s->io, s->eg->tls, false, s->site);
+		return session_io_start_tls(&s->io, tls_policy_verifies(s->se->tls_mode) ?
+					    s->eg->tls_verify : s->eg->tls, false, s->site);
 	rc = tls_conn_create(s->eg->tls, false, s->site, &c);
 	if (rc < 0)
 		return rc;
@@ -1279,6 +1343,81 @@ static bool session_take_work(struct out_session *s)
 	return true;
 }
 
+/* --- TLS outcome: the event log's "tls" and the TLS-RPT counters ------- */
+
+/* Count s's TLS result once, for policies that report (not none or
+ * opportunistic), under the domain whose targets s connected to. */
+static void session_tls_count(struct out_session *s, enum tls_rpt_result r)
+{
+	enum tls_policy_mode m = session_tls_mode(s);
+
+	if (s->tls_counted || m == TLS_POLICY_NONE || m == TLS_POLICY_OPPORTUNISTIC)
+		return;
+	s->tls_counted = true;
+	tls_report_count(s->eg->rpt, domain_queue_domain(s->de->dq), m, r);
+}
+
+/* The result under the domain's policy as far as s got: a testing MTA-STS
+ * policy also fails for an MX host outside its patterns. */
+static enum tls_rpt_result session_tls_result(struct out_session *s, enum tls_rpt_result r)
+{
+	if (r == TLS_RPT_SUCCESS && session_tls_mode(s) == TLS_POLICY_MTA_STS_TESTING &&
+	    s->de->tls.sts && !mta_sts_mx_match(s->de->tls.sts, s->site))
+		return TLS_RPT_VALIDATION_FAILURE;
+	return r;
+}
+
+/* The handshake finished. Verifying policies only get here verified; a
+ * testing policy counts an unverified certificate as its failure. */
+static void session_tls_ready(struct out_session *s)
+{
+	struct tls_conn *tc = s->io.tls;
+	enum tls_rpt_result r = TLS_RPT_SUCCESS;
+
+	s->tls_ev.active = true;
+	s->tls_ev.version = tls_conn_version(tc);
+	s->tls_ev.cipher = tls_conn_cipher(tc);
+	s->tls_ev.verified = tls_conn_peer_verified(tc);
+	if (session_tls_mode(s) == TLS_POLICY_MTA_STS_TESTING && !s->tls_ev.verified)
+		r = tls_rpt_from_verify(tls_conn_verify_status(tc));
+	r = session_tls_result(s, r);
+	if (r != TLS_RPT_SUCCESS && session_tls_mode(s) == TLS_POLICY_MTA_STS_TESTING)
+		s->tls_ev.failure = tls_rpt_result_name(r);
+	session_tls_count(s, r);
+}
+
+/* The handshake failed (the certificate, or anything else). */
+static void session_tls_failed(struct out_session *s)
+{
+	enum tls_verify_status st = s->io.tls ? tls_conn_verify_status(s->io.tls) :
+				    TLS_VERIFY_NO_CERT;
+	enum tls_rpt_result r = st == TLS_VERIFY_OK || st == TLS_VERIFY_NO_CERT ?
+				TLS_RPT_VALIDATION_FAILURE : tls_rpt_from_verify(st);
+
+	enum tls_policy_mode m = session_tls_mode(s);
+
+	if (m != TLS_POLICY_NONE && m != TLS_POLICY_OPPORTUNISTIC)
+		s->tls_ev.failure = tls_rpt_result_name(r);
+	session_tls_count(s, r);
+}
+
+/* The session goes on (or failed) without TLS: the receiver did not offer
+ * or refused STARTTLS, or the policy did not try it. */
+static void session_tls_plain(struct out_session *s)
+{
+	enum tls_policy_mode m = session_tls_mode(s);
+
+	if (m == TLS_POLICY_NONE || m == TLS_POLICY_OPPORTUNISTIC || s->tls_counted)
+		return;
+	/* Offered but not tried: the plaintext hour after a failed
+	 * handshake, which was counted then. */
+	if (s->io.tls || (!tls_policy_mandatory(m) && smtp_client_has_ext(s->cl,
+									  SMTP_CLIENT_EXT_STARTTLS)))
+		return;
+	s->tls_ev.failure = tls_rpt_result_name(TLS_RPT_STARTTLS_NOT_SUPPORTED);
+	session_tls_count(s, TLS_RPT_STARTTLS_NOT_SUPPORTED);
+}
+
 /* Run the client's events until it needs input; flush its output. */
 static void session_drive(struct out_session *s)
 {
@@ -1296,12 +1435,15 @@ static void session_drive(struct out_session *s)
 		case SMTP_CLIENT_EV_STARTTLS:
 			if (session_io_flush(&s->io, smtp_client_output(s->cl)) < 0 ||
 			    session_start_tls(s) < 0) {
+				session_tls_failed(s);
 				smtp_client_tls_failed(s->cl);
 				continue;
 			}
 			(*eg->c_tls)++;
 			return; /* wait for the handshake */
 		case SMTP_CLIENT_EV_READY:
+			if (!s->ready && !smtp_client_tls_active(s->cl))
+				session_tls_plain(s); /* STARTTLS not offered (or not tried) */
 			s->ready = true;
 			session_take_work(s);
 			break;
@@ -1310,6 +1452,7 @@ static void session_drive(struct out_session *s)
 				s->answered = true;
 				rep_rcpt_refused(s, ev.rcpt, ev.reply);
 				o = de_outcome(s->dde, ev.reply, s->src_ip, s->site);
+				o.tls = &s->tls_ev;
 				delivery_rcpt_result(eg->q, s->d, ev.rcpt, &o);
 			}
 			break;
@@ -1321,6 +1464,10 @@ static void session_drive(struct out_session *s)
 		case SMTP_CLIENT_EV_FAILED:
 			if (s->dane && !s->ready && ev.local)
 				ev.reply = dane_failed(s, ev.reply, &dr);
+			/* 4.7.4: the client's "TLS required but STARTTLS not
+			 * offered / refused" (smtp_client.h). */
+			if (ev.local && !strcmp(ev.reply->enhanced, "4.7.4"))
+				session_tls_plain(s);
 			if (!ev.local)
 				rep_message_done(s, ev.reply);
 			if (s->d && ev.local) {
@@ -1330,7 +1477,7 @@ static void session_drive(struct out_session *s)
 			} else if (!s->ready) {
 				/* The receiver refused us before any transaction:
 				 * the domain's waiting mail shares that fate. */
-				outcome_all_ready(s->de, ev.reply);
+				outcome_all_ready(s->de, ev.reply, &s->tls_ev);
 			}
 			session_destroy(s);
 			return;
@@ -1351,6 +1498,7 @@ static void on_session_connect(void *ctx, int err)
 	struct dq_egress *de = s->de;
 	struct egress *eg = s->eg;
 	struct smtp_client_params p;
+	bool mandatory;
 	int rc;
 
 	if (err) {
@@ -1367,7 +1515,7 @@ static void on_session_connect(void *ctx, int err)
 			struct smtp_reply r = local_reply(451, "4.4.1", "connect to %s failed: %s",
 							  s->site,
 							  sl_strerror(err));
-			outcome_all_ready(de, &r);
+			outcome_all_ready(de, &r, NULL);
 		}
 		session_destroy(s);
 		return;
@@ -1378,13 +1526,14 @@ static void on_session_connect(void *ctx, int err)
 	s->se->ip[s->ip_idx].n_connecting--;
 	s->se->ip[s->ip_idx].n_conns++;
 	s->connected = true;
-	/* DANE: TLS is mandatory and never falls back to plaintext. */
+	/* DANE and the other mandatory policies never fall back to plaintext. */
+	mandatory = tls_policy_mandatory(session_tls_mode(s));
+	s->tls_ev = (struct event_tls){ .policy = tls_policy_name(session_tls_mode(s)) };
 	p = (struct smtp_client_params){
 		.ehlo_name = s->ehlo,
-		.tls_available = eg->tls != NULL &&
-				 (s->se->require_tls || s->dane ||
-				  loop_now_ms(eg->loop) >= s->se->no_tls_until),
-		.require_tls = s->se->require_tls || (s->dane && eg->tls),
+		.tls_available = eg->tls != NULL && tls_policy_tries_tls(session_tls_mode(s)) &&
+				 (mandatory || loop_now_ms(eg->loop) >= s->se->no_tls_until),
+		.require_tls = mandatory,
 	};
 	rc = smtp_client_create(&p, &s->cl);
 	if (rc < 0) {
@@ -1416,8 +1565,9 @@ static void on_session_recv(void *ctx, const char *data, size_t len)
 			 * for DANE: its TLSA records say TLS must be used. */
 			if (s->dane)
 				dane_note_failure(s);
-			else if (!s->se->require_tls)
+			else if (!tls_policy_mandatory(s->se->tls_mode))
 				s->se->no_tls_until = loop_now_ms(s->eg->loop) + NO_TLS_MS;
+			session_tls_failed(s);
 			smtp_client_tls_failed(s->cl);
 			session_drive(s);
 			return;
@@ -1426,12 +1576,15 @@ static void on_session_recv(void *ctx, const char *data, size_t len)
 		return;
 	}
 	if (rc == SESSION_IO_TLS_READY && s->dane && !dane_verified(s)) {
+		session_tls_failed(s);
 		smtp_client_tls_failed(s->cl);
 		session_drive(s);
 		return;
 	}
-	if (rc == SESSION_IO_TLS_READY)
+	if (rc == SESSION_IO_TLS_READY) {
+		session_tls_ready(s);
 		smtp_client_tls_started(s->cl);
+	}
 	if (plain_len && smtp_client_input(s->cl, plain, plain_len) < 0) {
 		session_destroy(s);
 		return;
@@ -1616,6 +1769,25 @@ static void egress_reshape(struct egress *e)
 	egress_kick_all(e);
 }
 
+/* An MTA-STS check of domain finished: count its failure, and have the
+ * domain's queues look at their policy (and MX set) again. */
+static void on_sts_checked(void *ctx, const char *domain, enum tls_rpt_result failure)
+{
+	struct egress *eg = ctx;
+	uint64_t now = loop_now_ms(eg->loop);
+
+	if (failure != TLS_RPT_SUCCESS)
+		tls_report_count(eg->rpt, domain, TLS_POLICY_MTA_STS, failure);
+	for (struct dq_egress *de = eg->des, *next; de; de = next) {
+		next = de->all_next;
+		if (strcasecmp(domain_queue_domain(de->dq), domain))
+			continue;
+		if (de->rs == RS_OK)
+			de->resolved_at = now - RESOLVE_TTL_MS;
+		egress_kick(eg, de->dq);
+	}
+}
+
 int egress_create(struct loop *l, struct transport *t, struct resolver *r,
 		  const struct sl_config *cfg, struct metrics *m, struct egress **out,
 		  char *err, size_t errlen)
@@ -1649,8 +1821,22 @@ int egress_create(struct loop *l, struct transport *t, struct resolver *r,
 	rc = shaping_setup(cfg, &eg->shaping, &eg->providers, err, errlen);
 	if (rc < 0)
 		goto fail;
-	rc = tls_ctx_client_create(cfg->delivery.tls_verify, NULL, &eg->tls);
-	if (rc < 0)
+	/* Both load the CA bundle: the opportunistic one to tell a testing
+	 * MTA-STS policy whether the certificate would have verified. */
+	rc = tls_ctx_client_create(false, cfg->delivery.tls_ca_file, &eg->tls);
+	if (rc < 0 || (rc = tls_ctx_client_create(true, cfg->delivery.tls_ca_file,
+						   &eg->tls_verify)) < 0) {
+		if (err && errlen)
+			snprintf(err, errlen, "TLS client context (CA bundle %s): %s",
+				 cfg->delivery.tls_ca_file ? cfg->delivery.tls_ca_file : "system",
+				 sl_strerror(rc));
+		goto fail;
+	}
+	if ((rc = tls_report_create(m, &eg->rpt)) < 0)
+		goto fail;
+	if (cfg->delivery.mta_sts &&
+	    (rc = sts_cache_create(l, r, cfg->delivery.tls_ca_file, on_sts_checked, eg,
+				   &eg->sts)) < 0)
 		goto fail;
 	if (cfg->delivery.dane && (rc = tls_ctx_enable_dane(eg->tls)) < 0)
 		goto fail;
@@ -1659,6 +1845,9 @@ int egress_create(struct loop *l, struct transport *t, struct resolver *r,
 fail:
 	if (eg->tls)
 		tls_ctx_destroy(eg->tls);
+	if (eg->tls_verify)
+		tls_ctx_destroy(eg->tls_verify);
+	tls_report_destroy(eg->rpt);
 	if (eg->shaping)
 		shaping_free(eg->shaping);
 	if (eg->providers)
@@ -1736,8 +1925,12 @@ void egress_destroy(struct egress *e)
 		site_free(se);
 	}
 	free(e->site_tab);
+	sts_cache_destroy(e->sts);
+	tls_report_destroy(e->rpt);
 	if (e->tls)
 		tls_ctx_destroy(e->tls);
+	if (e->tls_verify)
+		tls_ctx_destroy(e->tls_verify);
 	if (e->shaping)
 		shaping_free(e->shaping);
 	if (e->providers)
@@ -1777,6 +1970,11 @@ size_t egress_pause_ip(struct egress *e, const struct sockaddr *ip, bool paused)
 	if (!paused && n)
 		egress_kick_all(e);
 	return n;
+}
+
+int egress_tls_json(const struct egress *e, struct sl_buf *out)
+{
+	return tls_report_json(e->rpt, out);
 }
 
 unsigned egress_sessions(const struct egress *e)

@@ -5,18 +5,20 @@
  * goes (a static route, else MX with fallback to the domain's address),
  * opens connections from the pool's source IPs through the transport (one
  * IP per connection, round-robin in the pool), runs the sans-I/O SMTP
- * client over it (STARTTLS opportunistic, required per route or domain),
+ * client over it (STARTTLS under the domain's TLS policy: tls_policy.h,
+ * MTA-STS from sts_cache.h; the outcome in the event log and in the
+ * TLS-RPT counters, tls_report.h),
  * reuses each connection for up to delivery.max_messages_per_connection
  * messages, and hands every recipient's reply back to the queue.
  *
  * Sites: domain queues of one pool whose MX sets are equal (site_key(),
- * plus the route port and TLS requirement) share one site: one connection
+ * plus the route port and TLS policy) share one site: one connection
  * count, one connection_rate and message_rate bucket, one set of idle
  * sessions. A session of a site takes its next delivery from any domain
  * of the site with ready work, round-robin over the domains (within a
  * domain transactional first); each transaction still carries recipients
- * of one domain. A domain named by a shaping domain rule gets a site of
- * its own. Limits therefore apply per (pool, site); a pool of one IP is
+ * of one domain. A domain named by a shaping domain rule, or under an
+ * MTA-STS policy, gets a site of its own. Limits therefore apply per (pool, site); a pool of one IP is
  * per (IP, site).
  *
  * Shaping: the site's limits come from the shaping rules
@@ -103,6 +105,8 @@ void egress_set_reputation(struct egress *e, struct reputation *r);
  * pause of another kind (warm-up, response rules). Returns how many pool
  * IPs matched. */
 size_t egress_pause_ip(struct egress *e, const struct sockaddr *ip, bool paused);
+/* Append the TLS-RPT counters as JSON (tls_report_json; docs/tls.md). */
+int egress_tls_json(const struct egress *e, struct sl_buf *out);
 
 /* Close every session (QUIT where possible); in-flight deliveries are
  * given back to the queue. */

@@ -205,6 +205,34 @@ static void quoted_time(struct events *ev, uint64_t ms, char out[26])
 	out[25] = '"';
 }
 
+/* "tls": null, or its object (built aside, then added raw). */
+static void tls_json(struct json_obj *j, const struct event_tls *tls)
+{
+	struct sl_buf b = { 0 };
+	struct json_obj t;
+
+	if (!tls->active && !tls->failure) {
+		json_obj_raw(j, "tls", "null", 4);
+		return;
+	}
+	json_obj_begin(&t, &b);
+	json_obj_str(&t, "policy", tls->policy);
+	if (tls->active) {
+		json_obj_str(&t, "version", tls->version);
+		json_obj_str(&t, "cipher", tls->cipher);
+	} else {
+		json_obj_raw(&t, "version", "null", 4);
+		json_obj_raw(&t, "cipher", "null", 4);
+	}
+	json_obj_bool(&t, "verified", tls->active && tls->verified);
+	json_obj_str(&t, "failure", tls->failure);
+	if (json_obj_end(&t) == 0)
+		json_obj_raw(j, "tls", sl_buf_head(&b), sl_buf_avail(&b));
+	else
+		j->err = -ENOMEM;
+	sl_buf_free(&b);
+}
+
 static int format_line(struct events *ev, const struct event_outcome *o)
 {
 	const char *kind = kind_json[o->kind];
@@ -238,6 +266,8 @@ static int format_line(struct events *ev, const struct event_outcome *o)
 		json_obj_raw(&j, "next_attempt", t, sizeof t);
 	}
 	json_obj_u64(&j, "size", o->size);
+	if (o->tls)
+		tls_json(&j, o->tls);
 	rc = json_obj_end(&j);
 	if (rc)
 		return rc;

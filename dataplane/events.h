@@ -13,7 +13,15 @@
  * Keys always come in this order. "time" is the event's wall clock in UTC
  * with milliseconds. String fields that are NULL are left out, "attempt" is
  * left out while it is 0, "next_attempt" (ISO-8601 like "time") appears
- * only on "deferred" lines; the other numbers are always there. Strings are
+ * only on "deferred" lines; the other numbers are always there. "tls"
+ * follows "size" on delivered/deferred/bounced/expired lines of an attempt
+ * that reached a receiver (docs/tls.md): null when the attempt ran in
+ * plaintext and its policy allowed that, else
+ *   {"policy":"verify","version":"TLSv1.3","cipher":"TLS_AES_256_GCM_SHA384",
+ *    "verified":true}
+ * with "version" and "cipher" null when TLS did not run, and "failure"
+ * (an RFC 8460 result type such as "starttls-not-supported") last when
+ * the TLS policy failed. Strings are
  * escaped by common/json.h, so any bytes give valid UTF-8 JSON.
  *
  * struct events owns an fd and a buffer; it is not thread-safe: give each
@@ -32,6 +40,7 @@
 #ifndef SL_EVENTS_H
 #define SL_EVENTS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 enum event_kind {
@@ -59,6 +68,16 @@ enum event_kind {
 	EVENT_IP_DELISTED,    /* "ip_delisted": ... and no longer is */
 };
 
+/* The TLS of a delivery attempt (dataplane/tls_policy.h). */
+struct event_tls {
+	const char *policy;  /* tls_policy_name(): "opportunistic", "require", ... */
+	bool active;         /* the session ran over TLS */
+	const char *version; /* active: "TLSv1.3" ... */
+	const char *cipher;  /* active: "TLS_AES_256_GCM_SHA384" ... */
+	bool verified;       /* active: chain and MX host name verified */
+	const char *failure; /* RFC 8460 result type when the policy failed, else NULL */
+};
+
 struct event_outcome {
 	enum event_kind kind;
 	uint64_t time_ms;     /* wall clock, ms since the Unix epoch */
@@ -77,6 +96,7 @@ struct event_outcome {
 	uint64_t session_ms;   /* duration of the delivery attempt/session part */
 	uint64_t next_attempt_ms; /* DEFERRED: wall clock of the next attempt, ms since epoch */
 	uint64_t size;         /* message size in bytes */
+	const struct event_tls *tls; /* NULL: no "tls" key (no connection was made) */
 };
 
 /* Buffered bytes that trigger a flush inside events_write(). */

@@ -585,6 +585,7 @@ static void emit_event(struct queue *q, struct delivery *d, uint32_t ri, enum ev
 		.session_ms = session_ms,
 		.next_attempt_ms = r->next_attempt_ms,
 		.size = m->body_len,
+		.tls = o ? o->tls : NULL,
 	};
 
 	if (q->env.events)

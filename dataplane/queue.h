@@ -28,6 +28,7 @@
 
 #include "buf.h"
 #include "config.h"
+#include "events.h"
 #include "loop.h"
 #include "smtp_reply.h"
 #include "spool.h"
@@ -121,6 +122,7 @@ struct rcpt_outcome {
 	const struct smtp_reply *reply; /* the receiver's (or a synthesized) reply */
 	const char *source_ip;          /* may be NULL */
 	const char *site;               /* remote host, may be NULL */
+	const struct event_tls *tls;    /* the attempt's TLS for the event log; may be NULL */
 	/* The destination's retry policy (from shaping); n_retry 0 and
 	 * max_age_ms 0 mean delivery.retry_schedule and delivery.max_age. */
 	const uint64_t *retry_ms;

@@ -40,6 +40,9 @@
 #define QTYPE_AAAA 28
 #define QTYPE_PTR 12
 #define QTYPE_TLSA 52
+#define QTYPE_TXT 16
+#define TXT_MAX_RRS 16   /* TXT records kept per answer */
+#define TXT_MAX_LEN 2048 /* longer TXT records are skipped */
 #define QCLASS_IN 1
 #define RCODE_NOERROR 0
 #define RCODE_NXDOMAIN 3
@@ -86,6 +89,7 @@ struct lookup {
 	uint64_t handle;
 	resolver_mx_cb cb;
 	resolver_ptr_cb ptr_cb; /* set: a PTR lookup (mxq asks for the PTR) */
+	resolver_txt_cb txt_cb; /* set: a TXT lookup (mxq asks for the TXT) */
 	void *ctx;
 	unsigned pending; /* queries in flight */
 	bool implicit;
@@ -624,6 +628,52 @@ static void ptr_answer(struct lookup *lk, int err, const struct ub_result *res)
 	lookup_free(lk);
 }
 
+/* A TXT answer: each record's character-strings joined, or why there are
+ * none. Records with a NUL byte or longer than TXT_MAX_LEN are skipped. */
+static void txt_answer(struct lookup *lk, int err, const struct ub_result *res)
+{
+	char (*txt)[TXT_MAX_LEN + 1] = malloc(TXT_MAX_RRS * sizeof *txt);
+	const char *p[TXT_MAX_RRS];
+	size_t n = 0;
+	int rc = 0;
+
+	if (!txt)
+		rc = -ENOMEM;
+	else if (err)
+		rc = err == UB_NOMEM ? -ENOMEM : SL_EDNS;
+	else if (res->rcode == RCODE_NXDOMAIN)
+		rc = SL_ENOTFOUND;
+	else if (res->rcode != RCODE_NOERROR)
+		rc = SL_EDNS;
+	for (size_t i = 0; !rc && res->havedata && res->data[i] && n < TXT_MAX_RRS; i++) {
+		const uint8_t *d = (const uint8_t *)res->data[i];
+		size_t len = (size_t)res->len[i], o = 0, k = 0;
+		bool ok = true;
+
+		while (ok && k < len) {
+			size_t sl = d[k++];
+
+			if (sl > len - k || o + sl > TXT_MAX_LEN || memchr(d + k, 0, sl))
+				ok = false;
+			else
+				memcpy(txt[n] + o, d + k, sl);
+			o += sl;
+			k += sl;
+		}
+		if (ok) {
+			txt[n][o] = 0;
+			p[n] = txt[n];
+			n++;
+		}
+	}
+	if (!rc && !n)
+		rc = SL_ENOTFOUND;
+	lookup_unlink(lk);
+	lk->txt_cb(lk->ctx, rc, rc ? NULL : p, rc ? 0 : n);
+	free(txt);
+	lookup_free(lk);
+}
+
 static void on_answer(void *arg, int err, struct ub_result *res)
 {
 	struct query *q = arg;
@@ -634,6 +684,11 @@ static void on_answer(void *arg, int err, struct ub_result *res)
 	lk->pending--;
 	if (lk->ptr_cb) {
 		ptr_answer(lk, err, res);
+		ub_resolve_free(res);
+		return;
+	}
+	if (lk->txt_cb) {
+		txt_answer(lk, err, res);
 		ub_resolve_free(res);
 		return;
 	}
@@ -882,6 +937,34 @@ int resolver_lookup_ptr(struct resolver *r, const struct sockaddr *addr, resolve
 	lk->ptr_cb = cb;
 	lk->mxq.qtype = QTYPE_PTR;
 	memcpy(lk->domain, name, sizeof name);
+	rc = query_start(r, &lk->mxq, lk->domain);
+	if (rc) {
+		lookup_abort(lk);
+		return rc;
+	}
+	if (handle_out)
+		*handle_out = lk->handle;
+	return 0;
+}
+
+int resolver_lookup_txt(struct resolver *r, const char *name, resolver_txt_cb cb, void *ctx,
+			uint64_t *handle_out)
+{
+	struct lookup *lk;
+	char norm[NAME_LEN_MAX + 1];
+	int rc;
+
+	if (r->dead)
+		return -ESHUTDOWN;
+	rc = name_normalise(name, norm);
+	if (rc)
+		return rc;
+	lk = lookup_new(r, NULL, ctx);
+	if (!lk)
+		return -ENOMEM;
+	lk->txt_cb = cb;
+	lk->mxq.qtype = QTYPE_TXT;
+	memcpy(lk->domain, norm, sizeof norm);
 	rc = query_start(r, &lk->mxq, lk->domain);
 	if (rc) {
 		lookup_abort(lk);

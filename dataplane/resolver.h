@@ -157,6 +157,15 @@ typedef void (*resolver_ptr_cb)(void *ctx, int err, const char *const *names, si
  * families, -ENOMEM, SL_EDNS. Cancel like any lookup. */
 int resolver_lookup_ptr(struct resolver *r, const struct sockaddr *addr, resolver_ptr_cb cb,
 			void *ctx, uint64_t *handle_out);
+/* The TXT records of a name, each record's character-strings joined
+ * (RFC 8461 §3.1 style), valid only during the callback; at most 16, each
+ * at most 2048 bytes (longer ones and ones with a NUL are skipped). err as
+ * above: SL_ENOTFOUND for NXDOMAIN or no usable TXT record. */
+typedef void (*resolver_txt_cb)(void *ctx, int err, const char *const *txts, size_t n);
+/* Look up name's TXT records (e.g. "_mta-sts.example.com"). -EINVAL not a
+ * host name (a leading '_' label is fine), -ENOMEM, SL_EDNS. */
+int resolver_lookup_txt(struct resolver *r, const char *name, resolver_txt_cb cb, void *ctx,
+			uint64_t *handle_out);
 /* Cancel a lookup: its callback will not run. Unknown or finished handles
  * (including the one whose callback is running) are ignored. O(outstanding
  * lookups). */

@@ -483,6 +483,12 @@ static void dnsbl_changed(void *ctx, const struct dnsbl_ip *ip, const char *zone
 						      .site = zone, .response = text });
 }
 
+/* api_dataplane.tls_json, on the loop thread. */
+static int tls_json(void *daemon, struct sl_buf *out)
+{
+	return egress_tls_json(((struct daemon *)daemon)->egress, out);
+}
+
 /* api_dataplane.ips_json, on the loop thread. */
 static int ips_json(void *daemon, struct sl_buf *out)
 {
@@ -661,6 +667,7 @@ static int api_begin(struct daemon *d)
 
 	d->dp = (struct api_dataplane){ .accept = ingress_accept(d->ingress), .queue = d->queue,
 					.cfg = d->cfg, .daemon = d, .ips_json = ips_json,
+					.tls_json = tls_json,
 					.rep = d->rep };
 	if (d->cfg->sender_auth.enabled) {
 		char err[256];

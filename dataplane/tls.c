@@ -531,6 +531,35 @@ bool tls_conn_dane_verified(const struct tls_conn *c)
 	       SSL_get_verify_result(c->ssl) == X509_V_OK;
 }
 
+enum tls_verify_status tls_conn_verify_status(const struct tls_conn *c)
+{
+	if (c->is_server)
+		return TLS_VERIFY_NO_CERT;
+	/* A chain that failed verification during the handshake is not kept
+	 * as the peer's certificate, but its verify result is. */
+	switch (SSL_get_verify_result(c->ssl)) {
+	case X509_V_OK:
+		return c->done && SSL_get0_peer_certificate(c->ssl) ? TLS_VERIFY_OK :
+		       TLS_VERIFY_NO_CERT;
+	case X509_V_ERR_HOSTNAME_MISMATCH:
+	case X509_V_ERR_IP_ADDRESS_MISMATCH:
+		return TLS_VERIFY_HOST_MISMATCH;
+	case X509_V_ERR_CERT_HAS_EXPIRED:
+	case X509_V_ERR_CERT_NOT_YET_VALID:
+		return TLS_VERIFY_EXPIRED;
+	case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
+	case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
+	case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
+	case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
+	case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
+	case X509_V_ERR_CERT_UNTRUSTED:
+	case X509_V_ERR_INVALID_CA:
+		return TLS_VERIFY_UNTRUSTED;
+	default:
+		return TLS_VERIFY_OTHER;
+	}
+}
+
 const char *tls_conn_version(const struct tls_conn *c)
 {
 	return SSL_get_version(c->ssl);

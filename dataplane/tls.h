@@ -100,6 +100,17 @@ int tls_conn_dane_add(struct tls_conn *c, uint8_t usage, uint8_t selector, uint8
 		      const uint8_t *data, size_t len);
 /* After the handshake: true if a TLSA record authenticated the peer. */
 bool tls_conn_dane_verified(const struct tls_conn *c);
+/* Why a client's peer did or did not verify (after the handshake, or after
+ * a handshake that failed on the certificate; also without verify_peer). */
+enum tls_verify_status {
+	TLS_VERIFY_OK = 0,
+	TLS_VERIFY_NO_CERT,       /* no handshake, or the peer sent none */
+	TLS_VERIFY_HOST_MISMATCH, /* the chain is fine, the name is not */
+	TLS_VERIFY_EXPIRED,       /* a certificate is expired or not yet valid */
+	TLS_VERIFY_UNTRUSTED,     /* self-signed, unknown issuer, bad chain */
+	TLS_VERIFY_OTHER,         /* any other verification error */
+};
+enum tls_verify_status tls_conn_verify_status(const struct tls_conn *c);
 
 /* "TLSv1.3", "TLS_AES_256_GCM_SHA384" etc. for Received headers and logs;
  * static strings, valid for the conn's life. Before the handshake completes

@@ -157,6 +157,10 @@ static void test_defaults(void **state)
 	assert_false(cfg->delivery.tls_verify);
 	assert_false(cfg->delivery.dane);
 	assert_null(cfg->dns.trust_anchor_file);
+	assert_int_equal(cfg->delivery.n_verify_tls_domains, 0);
+	assert_int_equal(cfg->delivery.n_no_tls_domains, 0);
+	assert_null(cfg->delivery.tls_ca_file);
+	assert_false(cfg->delivery.mta_sts);
 
 	assert_string_equal(cfg->spool.path, "/var/lib/sluice/spool");
 	assert_int_equal(cfg->spool.map_size, 8ull << 30);

@@ -201,6 +201,50 @@ static void test_lines(void **state)
 	free(s);
 }
 
+/* The "tls" key: absent, null (plaintext allowed), an object with the
+ * session's TLS, or one naming the policy's failure. */
+static void test_tls(void **state)
+{
+	static const struct event_tls plain = { .policy = "opportunistic" };
+	static const struct event_tls on = { .policy = "verify", .active = true,
+					     .version = "TLSv1.3",
+					     .cipher = "TLS_AES_256_GCM_SHA384",
+					     .verified = true };
+	static const struct event_tls failed = { .policy = "require",
+						 .failure = "starttls-not-supported" };
+	struct event_outcome o = { .kind = EVENT_DELIVERED, .time_ms = 1795426467000ULL,
+				   .id = "0123456789abcdef", .size = 1 };
+	struct events *ev;
+	char *path = path_in("tls.log"), *s;
+
+	(void)state;
+	assert_int_equal(events_open(path, &ev), 0);
+	o.tls = &plain;
+	assert_int_equal(events_write(ev, &o), 0);
+	o.tls = &on;
+	assert_int_equal(events_write(ev, &o), 0);
+	o.kind = EVENT_DEFERRED;
+	o.tls = &failed;
+	assert_int_equal(events_write(ev, &o), 0);
+	events_close(ev);
+	s = slurp(path);
+	assert_string_equal(
+		s,
+		"{\"time\":\"2026-11-23T09:34:27.000Z\",\"event\":\"delivered\","
+		"\"id\":\"0123456789abcdef\",\"queued_ms\":0,\"session_ms\":0,\"size\":1,"
+		"\"tls\":null}\n"
+		"{\"time\":\"2026-11-23T09:34:27.000Z\",\"event\":\"delivered\","
+		"\"id\":\"0123456789abcdef\",\"queued_ms\":0,\"session_ms\":0,\"size\":1,"
+		"\"tls\":{\"policy\":\"verify\",\"version\":\"TLSv1.3\","
+		"\"cipher\":\"TLS_AES_256_GCM_SHA384\",\"verified\":true}}\n"
+		"{\"time\":\"2026-11-23T09:34:27.000Z\",\"event\":\"deferred\","
+		"\"id\":\"0123456789abcdef\",\"queued_ms\":0,\"session_ms\":0,"
+		"\"next_attempt\":\"1970-01-01T00:00:00.000Z\",\"size\":1,"
+		"\"tls\":{\"policy\":\"require\",\"version\":null,\"cipher\":null,"
+		"\"verified\":false,\"failure\":\"starttls-not-supported\"}}\n");
+	free(s);
+}
+
 /* Appends to an existing file; flushes by itself past 64 KiB. */
 static void test_append_and_autoflush(void **state)
 {
@@ -331,6 +375,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_format_time),
 		cmocka_unit_test(test_lines),
+		cmocka_unit_test(test_tls),
 		cmocka_unit_test(test_append_and_autoflush),
 		cmocka_unit_test(test_reopen),
 		cmocka_unit_test(test_errors),

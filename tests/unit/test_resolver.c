@@ -106,7 +106,12 @@ static const char zone[] =
 	/* Reverse DNS (PTR) in a documentation network. */
 	"\tlocal-zone: \"113.0.203.in-addr.arpa.\" static\n"
 	"\tlocal-data-ptr: \"203.0.113.7 Host.Ptr.Test.\"\n"
-	"\tlocal-zone: \"9.113.0.203.in-addr.arpa.\" refuse\n";
+	"\tlocal-zone: \"9.113.0.203.in-addr.arpa.\" refuse\n"
+	/* TXT: one record, one of two strings, two records. */
+	"\tlocal-data: '_mta-sts.txt.test. TXT \"v=STSv1; id=1;\"'\n"
+	"\tlocal-data: 'split.txt.test. TXT \"v=STSv1; \" \"id=2;\"'\n"
+	"\tlocal-data: 'two.txt.test. TXT \"a\"'\n"
+	"\tlocal-data: 'two.txt.test. TXT \"b\"'\n";
 
 static char dir[] = "/tmp/sluice-test-resolver-XXXXXX";
 static char conf_path[sizeof(dir) + 16];
@@ -619,6 +624,49 @@ static void test_lookup_ptr(void **state)
 	resolver_destroy(r);
 }
 
+static void on_txt(void *ctx, int err, const char *const *txts, size_t n)
+{
+	struct ptr_got *g = ctx;
+
+	g->calls++;
+	g->err = err;
+	g->n = n;
+	for (size_t i = 0; i < n && i < 4; i++)
+		snprintf(g->name[i], sizeof g->name[i], "%s", txts[i]);
+}
+
+static void txt(struct resolver *r, const char *name, struct ptr_got *g)
+{
+	memset(g, 0, sizeof(*g));
+	assert_int_equal(resolver_lookup_txt(r, name, on_txt, g, NULL), 0);
+	drive(r, &g->calls, 1);
+	assert_int_equal(g->calls, 1);
+}
+
+static void test_lookup_txt(void **state)
+{
+	struct resolver *r = new_resolver();
+	struct ptr_got g;
+
+	(void)state;
+	txt(r, "_mta-sts.txt.test", &g);
+	assert_int_equal(g.err, 0);
+	assert_int_equal(g.n, 1);
+	assert_string_equal(g.name[0], "v=STSv1; id=1;");
+	txt(r, "split.txt.test.", &g); /* character-strings joined */
+	assert_int_equal(g.err, 0);
+	assert_string_equal(g.name[0], "v=STSv1; id=2;");
+	txt(r, "two.txt.test", &g);
+	assert_int_equal(g.err, 0);
+	assert_int_equal(g.n, 2);
+	txt(r, "none.txt.test", &g);
+	assert_int_equal(g.err, SL_ENOTFOUND);
+	txt(r, "x.refused.test", &g);
+	assert_int_equal(g.err, SL_EDNS);
+	assert_int_equal(resolver_lookup_txt(r, "bad name", on_txt, &g, NULL), -EINVAL);
+	resolver_destroy(r);
+}
+
 static void test_bad_names(void **state)
 {
 	static const char *const bad[] = {
@@ -1018,6 +1066,7 @@ int main(void)
 		cmocka_unit_test(test_caps),
 		cmocka_unit_test(test_lookup_host),
 		cmocka_unit_test(test_lookup_ptr),
+		cmocka_unit_test(test_lookup_txt),
 		cmocka_unit_test(test_bad_names),
 		cmocka_unit_test(test_temporary_failures),
 		cmocka_unit_test(test_cancel),

@@ -128,6 +128,8 @@ static void test_handshake_tls13(void **state)
 	assert_true(strncmp(tls_conn_cipher(p.cli), "TLS_", 4) == 0);
 	assert_true(tls_conn_peer_verified(p.cli));
 	assert_false(tls_conn_peer_verified(p.srv));
+	assert_int_equal(tls_conn_verify_status(p.cli), TLS_VERIFY_OK);
+	assert_int_equal(tls_conn_verify_status(p.srv), TLS_VERIFY_NO_CERT);
 	pair_close(&p);
 }
 
@@ -187,6 +189,7 @@ static void test_bulk_both_ways(void **state)
 	assert_int_equal(pump_handshake(&p), 1);
 	/* Not verified: the self-signed cert is not in the system store. */
 	assert_false(tls_conn_peer_verified(p.cli));
+	assert_int_equal(tls_conn_verify_status(p.cli), TLS_VERIFY_UNTRUSTED);
 	transfer(&p, p.cli, p.srv, data, len, len);
 	transfer(&p, p.srv, p.cli, data, len, len);
 	transfer(&p, p.cli, p.srv, data, len, 70000);
@@ -278,6 +281,8 @@ static void test_wrong_hostname(void **state)
 	assert_int_equal(pump_handshake(&p), SL_ETLS);
 	assert_true(tls_last_error(err, sizeof err) > 0);
 	assert_non_null(strcasestr(err, "hostname mismatch"));
+	/* The failed chain is gone, its verdict is not. */
+	assert_int_equal(tls_conn_verify_status(p.cli), TLS_VERIFY_HOST_MISMATCH);
 	pair_close(&p);
 
 	/* Same cert, no verification: opportunistic TLS still works. */
@@ -285,6 +290,7 @@ static void test_wrong_hostname(void **state)
 	pair_conns(&p, "other.example");
 	assert_int_equal(pump_handshake(&p), 1);
 	assert_false(tls_conn_peer_verified(p.cli));
+	assert_int_equal(tls_conn_verify_status(p.cli), TLS_VERIFY_HOST_MISMATCH);
 	pair_close(&p);
 }
 
@@ -300,6 +306,7 @@ static void test_untrusted_ca(void **state)
 	assert_int_equal(pump_handshake(&p), SL_ETLS);
 	tls_last_error(err, sizeof err);
 	assert_non_null(strstr(err, "certificate verify failed"));
+	assert_int_equal(tls_conn_verify_status(p.cli), TLS_VERIFY_UNTRUSTED);
 	pair_close(&p);
 }
 
