@@ -169,6 +169,7 @@ def test_dane_match_delivers_verified(sinks, dane_sluiced):
     assert got[0]["message_id"] == mid and got[0]["tls"] is True
     ev = dane_sluiced.wait_events("delivered", 1)
     assert ev[0]["site"] == "mx.good.dane.test"
+    assert ev[0]["tls"]["policy"] == "dane" and ev[0]["tls"]["verified"] is True, ev[0]
     assert counter(dane_sluiced, "sluice_dane_verified_total") >= 1
     assert counter(dane_sluiced, "sluice_dane_failed_total") == 0
 
@@ -178,6 +179,7 @@ def test_dane_mismatch_defers(sinks, dane_sluiced):
     send("user@bad.dane.test")
     ev = dane_sluiced.wait_events("deferred", 1)
     assert ev[0]["response"].startswith("451 4.7.5 DANE: no matching TLSA record"), ev[0]
+    assert ev[0]["tls"]["policy"] == "dane" and ev[0]["tls"]["failure"], ev[0]
     assert tls_sink.messages() == []
     assert counter(dane_sluiced, "sluice_dane_failed_total") >= 1
     assert counter(dane_sluiced, "sluice_dane_verified_total") == 0
@@ -189,6 +191,7 @@ def test_dane_without_starttls_defers(sinks, dane_sluiced):
     ev = dane_sluiced.wait_events("deferred", 1)
     assert ev[0]["response"].startswith("451 4.7.4 DANE:"), ev[0]
     assert "STARTTLS not offered" in ev[0]["response"]
+    assert ev[0]["tls"]["failure"] == "starttls-not-supported", ev[0]
     assert plain_sink.messages() == []
     # No plaintext fallback on the retries either.
     dane_sluiced.wait_events("deferred", 2)
@@ -205,6 +208,8 @@ def test_bogus_tlsa_defers_without_connecting(sinks, dane_sluiced):
     # (the sink's own readiness probe connects from elsewhere)
     assert [c for c in tls_sink.connections() if c["src"].split(":")[0] in SOURCE_IPS] == []
     assert counter(dane_sluiced, "sluice_dane_lookup_deferred_total") >= 1
+    assert ev[0]["tls"] == {"policy": "dane", "failure": "dnssec-invalid"} or \
+        ev[0]["tls"]["failure"] == "dnssec-invalid", ev[0]
 
 
 def test_unsigned_domain_is_opportunistic(sinks, dane_sluiced):
