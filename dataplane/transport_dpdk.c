@@ -202,13 +202,19 @@ static void capture_frame(FILE *f, const void *frame, size_t len)
 	funlockfile(f);
 }
 
-/* --- wake-ups: an eventfd written only when its reader is parked -------- */
+/* --- wake-ups: an eventfd written only when its reader is parked --------
+ *
+ * The reader stores parked = 1, then looks at its rings once more before
+ * sleeping; the writer enqueues, then looks at parked. The fence keeps the
+ * writer's enqueue ahead of its load of parked (a store-load order x86
+ * does not give for free), so one of the two always sees the other. */
 
 static void wake(atomic_int *parked, int efd)
 {
 	uint64_t one = 1;
 
-	if (atomic_load(parked) && atomic_exchange(parked, 0)) {
+	atomic_thread_fence(memory_order_seq_cst);
+	if (atomic_load_explicit(parked, memory_order_relaxed) && atomic_exchange(parked, 0)) {
 		if (write(efd, &one, sizeof one) < 0) {
 			/* EAGAIN: the counter is already non-zero, the reader wakes anyway */
 		}
@@ -922,8 +928,9 @@ uint64_t transport_dpdk_wait_ms(struct transport_dpdk *td)
 }
 
 /* The loop's read of td->efd: completes when a worker wakes the loop, and
- * is re-armed. Allocated apart from td: a read still in flight when td is
- * destroyed completes later into this, which then frees itself. */
+ * is re-armed. Static, not in td: a read still in flight when td is
+ * destroyed completes into this later (or never, if the loop goes first);
+ * there is one transport per process (EAL initialises once). */
 struct efd_watch {
 	struct loop_op op; /* first: the callback gets this pointer */
 	struct loop *loop;
@@ -931,6 +938,8 @@ struct efd_watch {
 	bool orphan;
 	uint64_t val;
 };
+
+static struct efd_watch efd_watch;
 
 static void efd_arm(struct efd_watch *ew)
 {
@@ -944,12 +953,11 @@ static void efd_done(struct loop_op *op, int res, uint32_t flags)
 	struct efd_watch *ew = (struct efd_watch *)op;
 
 	(void)flags;
-	if (ew->orphan) {
+	if (ew->orphan)
 		close(ew->fd);
-		free(ew);
-	} else if (res >= 0) {
+	else if (res >= 0)
 		efd_arm(ew);
-	} /* else the loop falls back to waking every IDLE_WAIT_MS */
+	/* else (not seen in practice) the loop wakes every IDLE_WAIT_MS */
 }
 
 /* --- metrics ------------------------------------------------------------ */
@@ -1377,12 +1385,10 @@ static int workers_setup(struct transport_dpdk *td, char *err, size_t errlen)
 			td->n_workers, td->n_workers + 1, rte_lcore_count());
 		return -EINVAL;
 	}
-	if ((td->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0 ||
-	    !(td->ew = calloc(1, sizeof *td->ew)))
-		return -errno ? -errno : -ENOMEM;
-	td->ew->op.cb = efd_done;
-	td->ew->loop = td->loop;
-	td->ew->fd = td->efd;
+	if ((td->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0)
+		return -errno;
+	td->ew = &efd_watch;
+	*td->ew = (struct efd_watch){ .op.cb = efd_done, .loop = td->loop, .fd = td->efd };
 	efd_arm(td->ew);
 	for (unsigned i = 0; i < td->n_workers; i++, lcore = rte_get_next_lcore(lcore, 1, 0)) {
 		struct worker *w = &td->w[i];
@@ -1547,7 +1553,7 @@ void transport_dpdk_destroy(struct transport_dpdk *td)
 		pthread_mutex_destroy(&w->lock);
 	}
 	free(td->w);
-	if (td->ew) /* its read is in flight: it frees itself and closes efd */
+	if (td->ew) /* its read is in flight: efd is closed when it completes */
 		td->ew->orphan = true;
 	else if (td->efd >= 0)
 		close(td->efd);
