@@ -252,15 +252,17 @@ def test_dpdk_vs_uring_side_by_side(tmp_path, sink_factory, sluiced_factory):
     """Messages/s and CPU per message of a uring pool and a dpdk pool in the
     same sluiced, one after the other, same sink and sizes: smtp-source
     into listener 2525 (relay tenant on pool default, kernel TCP) then 2526
-    (tenant on pool fast, DPDK). Prints; asserts only delivery."""
+    (tenant on pool fast, DPDK). Prints; asserts only delivery.
+    SLUICE_DPDK_BENCH_WORKERS=N runs the dpdk pool on N worker lcores."""
     if not shutil.which("smtp-source"):
         pytest.skip("smtp-source (postfix) not installed")
     n = int(os.environ.get("SLUICE_DPDK_BENCH_N", "5000"))
     size = int(os.environ.get("SLUICE_DPDK_BENCH_SIZE", "4096"))
     idle = os.environ.get("SLUICE_DPDK_BENCH_IDLE_SLEEP")
+    workers = int(os.environ.get("SLUICE_DPDK_BENCH_WORKERS", "0")) or None
     sink = sink_factory()
     d = make_sluiced(sluiced_factory, pool_for_local="default",
-                     dpdk={"idle_sleep": idle} if idle else {},
+                     dpdk={"idle_sleep": idle, "workers": workers},
                      limits={"max_message_size": "1M"})
     text = d.conf.read_text()
     text = text.replace("tenants:\n", "  - name: fastlane\n    address: 127.0.0.1:2526\n"
@@ -287,7 +289,7 @@ def test_dpdk_vs_uring_side_by_side(tmp_path, sink_factory, sluiced_factory):
         got = sink.messages()[before:]
         assert {m["src"] for m in got} <= srcs
     for name, (rate, us, dt, cpu, t_acc) in results.items():
-        print(f"BENCH {name}: {n} msgs x {size} B accepted in {t_acc:.2f}s, delivered in "
+        print(f"BENCH {name} (workers {workers or 0}): {n} msgs x {size} B accepted in {t_acc:.2f}s, delivered in "
               f"{dt:.2f}s = {rate:.0f} msg/s; sluiced CPU {cpu:.2f}s = {us:.0f} us/msg")
     print("BENCH metrics:", {k: metric(d.metrics(), k) for k in (
         "sluice_netstack_tcp_retransmits_total", "sluice_dpdk_tx_dropped_total",
