@@ -223,6 +223,14 @@ static void wake(atomic_int *parked, int efd)
 
 /* --- rings -------------------------------------------------------------- */
 
+/* Anything on r? For the park/wake handshake: rte_ring_count reads the
+ * indexes with plain loads, this with sequentially consistent ones. */
+static bool ring_nonempty(const struct rte_ring *r)
+{
+	return __atomic_load_n(&r->prod.tail, __ATOMIC_SEQ_CST) !=
+	       __atomic_load_n(&r->cons.tail, __ATOMIC_SEQ_CST);
+}
+
 static struct msg *msg_new(struct dconn *c, enum msg_type type, size_t len)
 {
 	struct msg *m = malloc(sizeof *m + len);
@@ -639,7 +647,7 @@ static void worker_park(struct worker *w, uint64_t timeout_ms)
 	uint64_t v;
 
 	atomic_store(&w->parked, 1);
-	if (rte_ring_count(w->cmd) || rte_ring_count(w->in) || atomic_load(&w->stop)) {
+	if (ring_nonempty(w->cmd) || ring_nonempty(w->in) || atomic_load(&w->stop)) {
 		atomic_store(&w->parked, 0);
 		return;
 	}
@@ -897,7 +905,7 @@ unsigned transport_dpdk_poll(struct transport_dpdk *td)
 static bool events_waiting(const struct transport_dpdk *td)
 {
 	for (unsigned i = 0; i < td->n_workers; i++)
-		if (rte_ring_count(td->w[i].evt) || td->w[i].cmd_backlog.head)
+		if (ring_nonempty(td->w[i].evt) || td->w[i].cmd_backlog.head)
 			return true;
 	return false;
 }
