@@ -257,13 +257,18 @@ static void post(struct rte_ring *r, struct backlog *b, struct msg *m)
 	b->tail = m;
 }
 
-static void backlog_flush(struct rte_ring *r, struct backlog *b)
+/* Move what fits from b onto r; true if anything moved. */
+static bool backlog_flush(struct rte_ring *r, struct backlog *b)
 {
+	bool moved = false;
+
 	while (b->head && rte_ring_sp_enqueue(r, b->head) == 0) {
 		b->head = b->head->next;
 		if (!b->head)
 			b->tail = NULL;
+		moved = true;
 	}
+	return moved;
 }
 
 /* --- frames out --------------------------------------------------------- */
@@ -483,7 +488,8 @@ static unsigned worker_poll(struct worker *w, uint64_t now)
 	if (w->n_tx)
 		tx_flush(w);
 	if (w->evt) {
-		backlog_flush(w->evt, &w->evt_backlog);
+		if (backlog_flush(w->evt, &w->evt_backlog))
+			w->evt_posted = true;
 		if (w->evt_posted) {
 			w->evt_posted = false;
 			wake(&w->td->parked, w->td->efd);
@@ -647,7 +653,8 @@ static void worker_park(struct worker *w, uint64_t timeout_ms)
 	uint64_t v;
 
 	atomic_store(&w->parked, 1);
-	if (ring_nonempty(w->cmd) || ring_nonempty(w->in) || atomic_load(&w->stop)) {
+	if (ring_nonempty(w->cmd) || ring_nonempty(w->in) || w->evt_backlog.head ||
+	    atomic_load(&w->stop)) {
 		atomic_store(&w->parked, 0);
 		return;
 	}
@@ -729,10 +736,8 @@ static unsigned loop_exchange(struct transport_dpdk *td)
 		struct msg *m[BURST];
 		unsigned n;
 
-		if (w->cmd_backlog.head) {
-			backlog_flush(w->cmd, &w->cmd_backlog);
+		if (backlog_flush(w->cmd, &w->cmd_backlog))
 			wake(&w->parked, w->efd);
-		}
 		/* Bounded: events posted meanwhile wait for the next poll. */
 		for (int round = 0; round < 8; round++) {
 			n = rte_ring_sc_dequeue_burst(w->evt, (void **)m, BURST, NULL);
