@@ -692,7 +692,8 @@ static int start_dpdk(struct daemon *d)
 					n, cfg->dpdk.workers);
 			if (threaded)
 				sl_info("dpdk: %u worker lcore(s), %s", n,
-					rss ? "RSS steering" : "no RSS (frames handed over by port)");
+					rss ? "source ports follow the port's RSS hash"
+					    : "no RSS key: frames reach their worker by hand-over");
 		}
 		egress_set_pool_transport(d->egress, i, transport_dpdk_base(d->td));
 		sl_info("pool %s: transport dpdk", cfg->pools[i].name);

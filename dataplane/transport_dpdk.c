@@ -107,7 +107,7 @@ struct transport_dpdk {
 	bool tx_csum;                /* NIC fills IPv4/TCP checksums */
 	bool rx_csum;                /* NIC reports checksum status */
 	bool threaded;               /* workers on their own lcores (dpdk.workers >= 1) */
-	bool rss;                    /* the port spreads flows with RSS */
+	bool rss;                    /* RSS on, with a key we could read */
 	unsigned n_workers;
 	struct worker *w;
 	unsigned cursor;             /* round-robin start of the next pick */
@@ -1361,14 +1361,19 @@ static int stacks_setup(struct transport_dpdk *td, const struct sl_config *cfg, 
 	nc.max_conns = dc->max_conns;
 	nc.rx_csum_ok = td->rx_csum;
 	nc.tx_csum_offload = td->tx_csum;
-	if (td->rss && rte_eth_dev_info_get(td->port, &info) == 0) {
+	if (td->rss && rte_eth_dev_info_get(td->port, &info) == 0)
 		rss_read(td->port, info.reta_size, key, &key_len, reta);
-		if (key_len) {
-			nc.rss_key = key;
-			nc.rss_key_len = key_len;
-			nc.reta = info.reta_size && info.reta_size <= 512 ? reta : NULL;
-			nc.reta_size = nc.reta ? info.reta_size : 0;
-		}
+	else
+		key_len = 0;
+	/* RSS whose key we cannot read (net_tap) steers flows we cannot
+	 * predict: ports are then picked by slice alone, and the hand-over
+	 * ring does the steering. */
+	td->rss = key_len > 0;
+	if (key_len) {
+		nc.rss_key = key;
+		nc.rss_key_len = key_len;
+		nc.reta = info.reta_size && info.reta_size <= 512 ? reta : NULL;
+		nc.reta_size = nc.reta ? info.reta_size : 0;
 	}
 	nc.rss_queues = (uint16_t)td->n_workers;
 	for (unsigned i = 0; i < td->n_workers; i++) {

@@ -98,7 +98,8 @@ unsigned transport_dpdk_poll(struct transport_dpdk *td);
 uint64_t transport_dpdk_wait_ms(struct transport_dpdk *td);
 
 /* How many workers carry the port (1 in the loop), whether they run on
- * their own lcores, whether the port spreads flows with RSS (for logs). */
+ * their own lcores, whether source ports follow the port's RSS hash (RSS
+ * on and its key readable; else frames reach their worker by hand-over). */
 unsigned transport_dpdk_workers(const struct transport_dpdk *td, bool *threaded, bool *rss);
 /* The port's MAC address (for logs). */
 void transport_dpdk_mac(const struct transport_dpdk *td, uint8_t mac[6]);

@@ -162,6 +162,8 @@ def test_dpdk_pool_delivers_exactly_once(tmp_path, sink_factory, sluiced_factory
     assert metric(m, "sluice_dpdk_rx_packets_total") > 0
     assert metric(m, "sluice_netstack_tcp_connections_total", 'outcome="established"') > 0
     assert metric(m, "sluice_netstack_rx_drops_total", 'reason="checksum"') == 0
+    print("retransmits:", metric(m, "sluice_netstack_tcp_retransmits_total"),
+          "rto:", metric(m, "sluice_netstack_tcp_rto_timeouts_total"))
     # The capture is a pcap file with frames both ways.
     assert d.stop() == 0
     data = cap.read_bytes()
