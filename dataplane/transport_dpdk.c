@@ -751,11 +751,10 @@ static unsigned loop_exchange(struct transport_dpdk *td)
 	return total;
 }
 
-static int cmd_post(struct dconn *c, struct msg *m)
+static void cmd_post(struct dconn *c, struct msg *m)
 {
 	post(c->w->cmd, &c->w->cmd_backlog, m);
 	wake(&c->w->parked, c->w->efd);
-	return 0;
 }
 
 static bool ip_owned(const struct transport_dpdk *td, uint32_t ip)
@@ -845,7 +844,8 @@ static int dpdk_send(struct conn *base, const void *data, size_t len)
 	memcpy(m->data, data, len);
 	c->sent += len;
 	m->seq = c->sent;
-	return cmd_post(c, m);
+	cmd_post(c, m);
+	return 0;
 }
 
 static size_t dpdk_pending(const struct conn *base)
