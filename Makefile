@@ -57,6 +57,7 @@ $(BUILD)/%.o: %.c
 	$(CC) $(CFLAGS) -c -o $@ $<
 
 $(BUILD)/dataplane/transport_dpdk.o: CFLAGS += $(DPDK_CFLAGS)
+$(BUILD)/tests/unit/test_transport_dpdk_workers.o: CFLAGS += $(DPDK_CFLAGS)
 
 $(LIB): $(LIB_OBJ)
 	@mkdir -p $(dir $@)
@@ -105,7 +106,7 @@ e2e: $(BINS)
 
 # The DPDK transport alone: the userspace stack's unit tests, then the e2e
 # delivery over a net_tap port. Exits 77 when no TAP port can be made.
-DPDK_UNIT := $(filter $(BUILD)/tests/test_net_% $(BUILD)/tests/test_transport_dpdk,$(UNIT_BIN))
+DPDK_UNIT := $(filter $(BUILD)/tests/test_net_% $(BUILD)/tests/test_transport_dpdk%,$(UNIT_BIN))
 test-dpdk: $(BINS) $(DPDK_UNIT)
 	@set -e; for t in $(DPDK_UNIT); do echo "== $$t"; $$t; done
 	SLUICE_BUILD=$(BUILD) ./tests/netns.sh ./tests/e2e/dpdk.sh $(PYTEST_ARGS)

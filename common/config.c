@@ -413,6 +413,7 @@ static const char *const control_api_keys[] = { "address", "tls_cert", "tls_key"
 static const char *const dpdk_keys[] = {
 	"eal_args", "port", "rx_descriptors", "tx_descriptors", "mbufs",
 	"gateway",  "prefix_len", "mtu", "max_conns", "capture", "idle_sleep",
+	"workers",
 };
 static const char *const bounces_keys[] = {
 	"return_path_domain", "secret_file", "fbl_address", "domains",
@@ -1937,6 +1938,7 @@ static int parse_dpdk(struct ctx *c, const struct node *m)
 		case 8: rc = get_uint(c, v, 1, 4194304, &d->max_conns); break;
 		case 9: rc = get_text(c, v, &d->capture); break;
 		case 10: rc = get_duration(c, v, 0, 1 * SEC, &d->idle_sleep_ms); break;
+		case 11: rc = get_uint(c, v, 0, 64, &d->workers); break;
 		}
 		if (!rc)
 			path_pop(c, old);

@@ -217,6 +217,7 @@ struct sl_dpdk_cfg {
 	unsigned max_conns;           /* dpdk.max_conns: TCP connection table size, default 65536 */
 	char *capture;                /* dpdk.capture: pcap file of every frame; default none */
 	uint64_t idle_sleep_ms;       /* dpdk.idle_sleep: loop may sleep this long when quiet; default 0 = busy-poll */
+	unsigned workers;             /* dpdk.workers: worker lcores, one queue pair each; default 0 = in the loop */
 };
 
 struct sl_config {

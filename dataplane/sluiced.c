@@ -738,6 +738,8 @@ static int start_dpdk(struct daemon *d)
 	const struct sl_config *cfg = d->cfg;
 	char err[512] = "";
 	uint8_t mac[6];
+	bool threaded, rss;
+	unsigned n;
 	int rc;
 
 	for (size_t i = 0; i < cfg->n_pools; i++) {
@@ -752,6 +754,14 @@ static int start_dpdk(struct daemon *d)
 			transport_dpdk_mac(d->td, mac);
 			sl_info("dpdk: port up, MAC %02x:%02x:%02x:%02x:%02x:%02x", mac[0], mac[1],
 				mac[2], mac[3], mac[4], mac[5]);
+			n = transport_dpdk_workers(d->td, &threaded, &rss);
+			if (threaded && n != cfg->dpdk.workers)
+				sl_warn("dpdk: the port has %u queue pair(s): %u worker(s), not %u", n,
+					n, cfg->dpdk.workers);
+			if (threaded)
+				sl_info("dpdk: %u worker lcore(s), %s", n,
+					rss ? "source ports follow the port's RSS hash"
+					    : "no RSS key: frames reach their worker by hand-over");
 		}
 		egress_set_pool_transport(d->egress, i, transport_dpdk_base(d->td));
 		sl_info("pool %s: transport dpdk", cfg->pools[i].name);

@@ -57,10 +57,14 @@ def tap_possible():
         pytest.skip(f"!!! DPDK TRANSPORT NOT TESTED: {why} !!!")
 
 
-def dpdk_yaml(idle_sleep=None, capture=None):
+def dpdk_yaml(idle_sleep=None, capture=None, workers=None):
+    # With workers: the loop's lcore plus one per worker, all floating over
+    # the CPUs there are (the test box may have only two).
+    lcores = ["-l", "0"] if not workers else [f"--lcores=(0-{workers})@(0-{os.cpu_count() - 1})"]
     eal = ["--no-huge", "--no-pci", "-m", "256", "--no-shconf", "--no-telemetry",
-           "-l", "0", f"--file-prefix=sluice{os.getpid()}",
-           f"--vdev=net_tap0,iface={TAP}", "--log-level=pmd.net.tap:error"]
+           *lcores, f"--file-prefix=sluice{os.getpid()}",
+           f"--vdev=net_tap0,iface={TAP}",
+           "--log-level=pmd.net.tap:error"]
     lines = ["dpdk:", "  eal_args: [" + ", ".join(f'"{a}"' for a in eal) + "]",
              f"  gateway: {GATEWAY}", "  prefix_len: 24", "  mbufs: 4095",
              "  rx_descriptors: 512", "  tx_descriptors: 512"]
@@ -68,6 +72,8 @@ def dpdk_yaml(idle_sleep=None, capture=None):
         lines.append(f"  idle_sleep: {idle_sleep}")
     if capture:
         lines.append(f"  capture: {capture}")
+    if workers:
+        lines.append(f"  workers: {workers}")
     return "\n".join(lines) + "\n"
 
 
@@ -156,15 +162,19 @@ def test_dpdk_pool_delivers_exactly_once(tmp_path, sink_factory, sluiced_factory
     assert metric(m, "sluice_dpdk_rx_packets_total") > 0
     assert metric(m, "sluice_netstack_tcp_connections_total", 'outcome="established"') > 0
     assert metric(m, "sluice_netstack_rx_drops_total", 'reason="checksum"') == 0
+    print("retransmits:", metric(m, "sluice_netstack_tcp_retransmits_total"),
+          "rto:", metric(m, "sluice_netstack_tcp_rto_timeouts_total"))
     # The capture is a pcap file with frames both ways.
     assert d.stop() == 0
     data = cap.read_bytes()
     assert data[:4] == bytes.fromhex("d4c3b2a1") and len(data) > 24 + 16 * 10
 
 
-def test_dpdk_pool_over_lossy_reordering_wire(tmp_path, sink_factory, sluiced_factory):
+@pytest.mark.parametrize("workers", [None, 2], ids=["in_loop", "workers2"])
+def test_dpdk_pool_over_lossy_reordering_wire(tmp_path, sink_factory, sluiced_factory, workers):
     sink = sink_factory()
-    d = start_dpdk(make_sluiced(sluiced_factory))
+    d = start_dpdk(make_sluiced(sluiced_factory,
+                                dpdk={"workers": workers, "idle_sleep": "1ms"} if workers else {}))
     # Kernel end: a veth pair; the TAP is only a wire into the bridge.
     sh("ip", "link", "add", "slveth0", "type", "veth", "peer", "name", "slveth1")
     for dev in (TAP, "slveth0"):
@@ -201,6 +211,41 @@ def test_dpdk_pool_over_lossy_reordering_wire(tmp_path, sink_factory, sluiced_fa
           "fast:", metric(m, "sluice_netstack_tcp_fast_retransmits_total"))
     # The wire dropped frames, so the stack must have recovered some.
     assert metric(m, "sluice_netstack_tcp_retransmits_total") > 0
+    if workers:
+        assert_workers_carried(m, workers)
+
+
+def assert_workers_carried(m, workers):
+    """Every worker opened connections; per-worker series are exported."""
+    for w in range(workers):
+        lab = f'worker="{w}"'
+        print(f"worker {w}: conns", metric(m, "sluice_dpdk_worker_connections_total", lab),
+              "rx", metric(m, "sluice_dpdk_worker_rx_packets_total", lab),
+              "tx", metric(m, "sluice_dpdk_worker_tx_packets_total", lab),
+              "handovers", metric(m, "sluice_dpdk_worker_handovers_total", lab),
+              "retransmits", metric(m, "sluice_dpdk_worker_retransmits_total", lab))
+        assert metric(m, "sluice_dpdk_worker_connections_total", lab) > 0, lab
+        assert metric(m, "sluice_dpdk_worker_rx_packets_total", lab) > 0, lab
+        assert metric(m, "sluice_dpdk_worker_tx_packets_total", lab) > 0, lab
+        assert re.search(r"^sluice_dpdk_worker_handovers_total\{" + re.escape(lab), m, re.M)
+
+
+def test_dpdk_workers_deliver_exactly_once(sink_factory, sluiced_factory):
+    """dpdk.workers: 2 — two worker lcores, two queue pairs on the TAP
+    (multi-queue tun), one stack each; sessions stay on the loop thread."""
+    sink = sink_factory()
+    d = start_dpdk(make_sluiced(sluiced_factory, dpdk={"workers": 2, "idle_sleep": "1ms"}))
+    kernel_side_direct()
+    log = (d.dir / "sluiced.err").read_text()
+    assert "2 worker lcore(s)" in log
+    print([line for line in log.splitlines() if "worker lcore" in line])
+    ids = send_many(N_CLEAN, tag="wk")
+    assert_exactly_once(sink, ids, DPDK_IPS)
+    time.sleep(0.6)  # one metrics refresh after the last delivery
+    m = d.metrics()
+    assert metric(m, "sluice_netstack_tcp_connections_total", 'outcome="established"') > 0
+    assert_workers_carried(m, 2)
+    assert d.stop() == 0
 
 
 @pytest.mark.skipif(not os.environ.get("SLUICE_DPDK_BENCH"),
@@ -209,15 +254,17 @@ def test_dpdk_vs_uring_side_by_side(tmp_path, sink_factory, sluiced_factory):
     """Messages/s and CPU per message of a uring pool and a dpdk pool in the
     same sluiced, one after the other, same sink and sizes: smtp-source
     into listener 2525 (relay tenant on pool default, kernel TCP) then 2526
-    (tenant on pool fast, DPDK). Prints; asserts only delivery."""
+    (tenant on pool fast, DPDK). Prints; asserts only delivery.
+    SLUICE_DPDK_BENCH_WORKERS=N runs the dpdk pool on N worker lcores."""
     if not shutil.which("smtp-source"):
         pytest.skip("smtp-source (postfix) not installed")
     n = int(os.environ.get("SLUICE_DPDK_BENCH_N", "5000"))
     size = int(os.environ.get("SLUICE_DPDK_BENCH_SIZE", "4096"))
     idle = os.environ.get("SLUICE_DPDK_BENCH_IDLE_SLEEP")
+    workers = int(os.environ.get("SLUICE_DPDK_BENCH_WORKERS", "0")) or None
     sink = sink_factory()
     d = make_sluiced(sluiced_factory, pool_for_local="default",
-                     dpdk={"idle_sleep": idle} if idle else {},
+                     dpdk={"idle_sleep": idle, "workers": workers},
                      limits={"max_message_size": "1M"})
     text = d.conf.read_text()
     text = text.replace("tenants:\n", "  - name: fastlane\n    address: 127.0.0.1:2526\n"
@@ -244,7 +291,7 @@ def test_dpdk_vs_uring_side_by_side(tmp_path, sink_factory, sluiced_factory):
         got = sink.messages()[before:]
         assert {m["src"] for m in got} <= srcs
     for name, (rate, us, dt, cpu, t_acc) in results.items():
-        print(f"BENCH {name}: {n} msgs x {size} B accepted in {t_acc:.2f}s, delivered in "
+        print(f"BENCH {name} (workers {workers or 0}): {n} msgs x {size} B accepted in {t_acc:.2f}s, delivered in "
               f"{dt:.2f}s = {rate:.0f} msg/s; sluiced CPU {cpu:.2f}s = {us:.0f} us/msg")
     print("BENCH metrics:", {k: metric(d.metrics(), k) for k in (
         "sluice_netstack_tcp_retransmits_total", "sluice_dpdk_tx_dropped_total",
