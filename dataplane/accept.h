@@ -19,7 +19,9 @@
  *
  * Ownership: the caller owns am and everything it points to (tenant,
  * mail_from, rcpts, body, the Received parts) from accept_submit() until
- * done has run; done may free am. accept keeps copies of nothing else.
+ * done has run, unchanged: without DKIM keys the spool's writer reads the
+ * body itself (no copy). done may free am. accept keeps copies of nothing
+ * else.
  * Everything runs on the event-loop thread.
  *
  * done never runs before accept_submit returned.
