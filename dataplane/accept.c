@@ -118,11 +118,14 @@ static void on_put_done(struct spool_waiter *w, struct spool_op *op)
 	accept_finish(am, op->result);
 }
 
-static int accept_put(struct accept_msg *am)
+/* PUT am->out, followed by body (body_len bytes, or NULL / 0: out is the
+ * whole message). */
+static int accept_put(struct accept_msg *am, const char *body, size_t body_len)
 {
-	am->msg.body_len = am->out.len;
-	am->op = (struct spool_op){ .kind = SPOOL_OP_PUT, .msg = &am->msg, .body = am->out.data,
-				    .body_len = am->out.len, .ctx = &am->waiter };
+	am->msg.body_len = am->out.len + body_len;
+	am->op = (struct spool_op){ .kind = SPOOL_OP_PUT, .msg = &am->msg, .head = am->out.data,
+				    .head_len = am->out.len, .body = body, .body_len = body_len,
+				    .ctx = &am->waiter };
 	return spool_submit(am->acc->env.spool, &am->op);
 }
 
@@ -153,7 +156,7 @@ static void sign_done(struct offload_job *j)
 
 			am->out = am->sig;
 			am->sig = t;
-			rc = accept_put(am);
+			rc = accept_put(am, NULL, 0);
 		}
 	} else if (rc != -ECANCELED) {
 		(*acc->c_sign_fail)++;
@@ -191,9 +194,9 @@ static bool accept_sign(struct accept_msg *am)
 /* Sign (the PUT follows) or put am. */
 static int accept_continue(struct accept_msg *am)
 {
-	if (accept_sign(am))
+	if (accept_sign(am)) /* the PUT follows the signature */
 		return 0;
-	return accept_put(am);
+	return am->body_in_out ? accept_put(am, NULL, 0) : accept_put(am, am->body, am->body_len);
 }
 
 /* The DNS blocklists answered (or timed out) for am. */
@@ -217,6 +220,7 @@ int accept_submit(struct accept *acc, struct accept_msg *am)
 	const struct sl_tenant_cfg *t = am->tenant;
 	uint64_t now = loop_wall_ms();
 	char date[40], stream[32];
+	bool copy;
 	int st, rc;
 
 	if (!am->n_rcpts)
@@ -264,7 +268,12 @@ int accept_submit(struct accept *acc, struct accept_msg *am)
 	    !message_header_get(am->body, am->body_len, "List-Unsubscribe", stream, sizeof stream))
 		rc = unsubscribe_headers(acc->unsub_key, cfg->sender_auth.unsubscribe_url, t->name,
 					 am->rcpts[0], &am->out);
-	if (!rc)
+	/* Without a signature or a header to drop, the spool stores out (the
+	 * new header fields) and then the caller's body: no copy of it here. */
+	copy = acc->signer || message_header_get(am->body, am->body_len, "X-Sluice-Stream",
+						 stream, sizeof stream);
+	am->body_in_out = copy;
+	if (!rc && copy)
 		rc = message_append_without(&am->out, am->body, am->body_len, "X-Sluice-Stream");
 	if (!rc && !(am->spool_rcpts = calloc(am->n_rcpts, sizeof *am->spool_rcpts)))
 		rc = -ENOMEM;
@@ -280,7 +289,7 @@ int accept_submit(struct accept *acc, struct accept_msg *am)
 		.mail_from = (char *)am->mail_from,
 		.message_id = am->message_id,
 		.received_ms = now,
-		.body_len = am->out.len,
+		.body_len = am->out.len + (copy ? 0 : am->body_len),
 		.flags = am->flags,
 		.rcpts = am->spool_rcpts,
 		.n_rcpts = (uint32_t)am->n_rcpts,

@@ -20,7 +20,9 @@
  *
  * Ownership: the caller owns am and everything it points to (tenant,
  * mail_from, rcpts, body, the Received parts) from accept_submit() until
- * done has run; done may free am. accept keeps copies of nothing else.
+ * done has run, unchanged: without DKIM keys the spool's writer reads the
+ * body itself (no copy). done may free am. accept keeps copies of nothing
+ * else.
  * Everything runs on the event-loop thread.
  *
  * done never runs before accept_submit returned.
@@ -112,6 +114,7 @@ struct accept_msg {
 	struct spool_msg msg;
 	struct spool_rcpt *spool_rcpts;
 	struct sl_buf out, sig;
+	bool body_in_out;     /* out holds the whole message (signed, or a header dropped) */
 	struct offload_job sign_job;
 	struct domain_signer *dsigner; /* the verified-domain keys signing it, or NULL */
 	struct link_guard_req links;

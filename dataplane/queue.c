@@ -110,9 +110,21 @@ static void format_reply(const struct smtp_reply *r, char *out, size_t len)
 		snprintf(out, len, "%d %s", r->code, r->text);
 }
 
-static char *xstrdup(const char *s)
+/* Bytes of s with its NUL; NULL counts as "". */
+static size_t str_bytes(const char *s)
 {
-	return strdup(s ? s : "");
+	return (s ? strlen(s) : 0) + 1;
+}
+
+/* Copy s (NULL: "") to *p and advance *p past it; returns the copy. */
+static char *str_place(char **p, const char *s)
+{
+	size_t n = str_bytes(s);
+	char *d = *p;
+
+	memcpy(d, s ? s : "", n);
+	*p += n;
+	return d;
 }
 
 /* --- domain queues ------------------------------------------------------ */
@@ -288,15 +300,7 @@ static void qmsg_free(struct qmsg *qm)
 		q->msgs = qm->next;
 	if (qm->next)
 		qm->next->prev = qm->prev;
-	for (uint32_t i = 0; i < qm->m.n_rcpts; i++)
-		free(qm->m.rcpts[i].addr);
-	free(qm->m.rcpts);
-	free(qm->m.tenant);
-	free(qm->m.pool);
-	free(qm->m.mail_from);
-	free(qm->m.message_id);
-	free(qm->snap_rcpts);
-	free(qm);
+	free(qm); /* its recipients and strings live in the same block */
 }
 
 static void qmsg_op_done(struct spool_waiter *w, struct spool_op *op);
@@ -353,18 +357,13 @@ static void qmsg_op_done(struct spool_waiter *w, struct spool_op *op)
 static struct delivery *delivery_new(struct queue *q, struct qmsg *qm,
 				     struct domain_queue *dq, uint32_t cap)
 {
-	struct delivery *d = calloc(1, sizeof *d);
+	/* One block: the delivery, then rcpt_idx[cap], then result[cap]. */
+	struct delivery *d = calloc(1, sizeof *d + cap * (sizeof *d->rcpt_idx + 1));
 
 	if (!d)
 		return NULL;
-	d->rcpt_idx = calloc(cap, sizeof *d->rcpt_idx);
-	d->result = calloc(cap, 1);
-	if (!d->rcpt_idx || !d->result) {
-		free(d->rcpt_idx);
-		free(d->result);
-		free(d);
-		return NULL;
-	}
+	d->rcpt_idx = (uint32_t *)(d + 1);
+	d->result = (uint8_t *)(d->rcpt_idx + cap);
 	d->msg = qm;
 	d->dq = dq;
 	d->q = q;
@@ -396,9 +395,7 @@ static void delivery_free(struct delivery *d)
 	if (d->all_next)
 		d->all_next->all_prev = d->all_prev;
 	d->msg->n_deliveries--;
-	free(d->rcpt_idx);
-	free(d->result);
-	free(d);
+	free(d); /* rcpt_idx and result included */
 }
 
 static void on_retry_timer(struct loop_timer *t)
@@ -417,18 +414,26 @@ static void delivery_defer(struct queue *q, struct delivery *d, uint64_t delay_m
 	loop_timer_arm(q->env.loop, &d->timer, delay_ms);
 }
 
+/* Recipients per message that qmsg_schedule handles without allocating. */
+#define SCHEDULE_SMALL 16
+
 /* Group the pending recipients of qm per domain into deliveries. */
 static int qmsg_schedule(struct queue *q, struct qmsg *qm)
 {
 	uint64_t now_wall = loop_wall_ms();
-	struct delivery **ds = calloc(qm->m.n_rcpts, sizeof *ds);
-	uint64_t *due = calloc(qm->m.n_rcpts, sizeof *due);
+	/* Most messages have a few recipients: no allocation for them. */
+	struct delivery *ds_small[SCHEDULE_SMALL], **ds = ds_small;
+	uint64_t due_small[SCHEDULE_SMALL] = { 0 }, *due = due_small;
 	uint32_t n = 0;
 
-	if (!ds || !due) {
-		free(ds);
-		free(due);
-		return -ENOMEM;
+	if (qm->m.n_rcpts > SCHEDULE_SMALL) {
+		ds = calloc(qm->m.n_rcpts, sizeof *ds);
+		due = calloc(qm->m.n_rcpts, sizeof *due);
+		if (!ds || !due) {
+			free(ds);
+			free(due);
+			return -ENOMEM;
+		}
 	}
 	for (uint32_t i = 0; i < qm->m.n_rcpts; i++) {
 		const struct spool_rcpt *r = &qm->m.rcpts[i];
@@ -458,34 +463,44 @@ static int qmsg_schedule(struct queue *q, struct qmsg *qm)
 		else
 			dq_push(q, ds[j]->dq, ds[j], false);
 	}
-	free(ds);
-	free(due);
+	if (ds != ds_small) {
+		free(ds);
+		free(due);
+	}
 	return 0;
 }
 
+/*
+ * A deep copy of m in one block: the qmsg, then the recipients and their
+ * snapshot (n_rcpts each, at least one), then every string. One allocation
+ * instead of one per string and array: queue_add is on every message's path.
+ */
 static int qmsg_from_spool(struct queue *q, const struct spool_msg *m, struct qmsg **out)
 {
-	struct qmsg *qm = calloc(1, sizeof *qm);
+	uint32_t nr = m->n_rcpts ? m->n_rcpts : 1;
+	size_t size = sizeof(struct qmsg) + 2 * nr * sizeof(struct spool_rcpt);
+	struct qmsg *qm;
+	char *p;
 
-	if (!qm)
+	size += str_bytes(m->tenant) + str_bytes(m->pool) + str_bytes(m->mail_from) +
+		str_bytes(m->message_id);
+	for (uint32_t i = 0; i < m->n_rcpts; i++)
+		size += str_bytes(m->rcpts[i].addr);
+	if (!(qm = calloc(1, size)))
 		return -ENOMEM;
 	qm->q = q;
 	qm->waiter.done = qmsg_op_done;
 	qm->m = *m;
-	qm->m.tenant = xstrdup(m->tenant);
-	qm->m.pool = xstrdup(m->pool);
-	qm->m.mail_from = xstrdup(m->mail_from);
-	qm->m.message_id = xstrdup(m->message_id);
-	qm->m.rcpts = calloc(m->n_rcpts ? m->n_rcpts : 1, sizeof *qm->m.rcpts);
-	qm->snap_rcpts = calloc(m->n_rcpts ? m->n_rcpts : 1, sizeof *qm->snap_rcpts);
-	if (!qm->m.tenant || !qm->m.pool || !qm->m.mail_from || !qm->m.message_id ||
-	    !qm->m.rcpts || !qm->snap_rcpts)
-		goto fail;
+	qm->m.rcpts = (struct spool_rcpt *)(qm + 1);
+	qm->snap_rcpts = qm->m.rcpts + nr;
+	p = (char *)(qm->snap_rcpts + nr);
+	qm->m.tenant = str_place(&p, m->tenant);
+	qm->m.pool = str_place(&p, m->pool);
+	qm->m.mail_from = str_place(&p, m->mail_from);
+	qm->m.message_id = str_place(&p, m->message_id);
 	for (uint32_t i = 0; i < m->n_rcpts; i++) {
 		qm->m.rcpts[i] = m->rcpts[i];
-		qm->m.rcpts[i].addr = xstrdup(m->rcpts[i].addr);
-		if (!qm->m.rcpts[i].addr)
-			goto fail;
+		qm->m.rcpts[i].addr = str_place(&p, m->rcpts[i].addr);
 	}
 	snprintf(qm->id_hex, sizeof qm->id_hex, "%016" PRIx64, m->id);
 	qm->next = q->msgs;
@@ -494,11 +509,6 @@ static int qmsg_from_spool(struct queue *q, const struct spool_msg *m, struct qm
 	q->msgs = qm;
 	*out = qm;
 	return 0;
-fail:
-	qm->m.n_rcpts = m->n_rcpts;
-	qm->q = NULL; /* not linked yet */
-	qmsg_free(qm);
-	return -ENOMEM;
 }
 
 int queue_add(struct queue *q, const struct spool_msg *m)

@@ -96,7 +96,11 @@ int session_io_send(struct session_io *s, const void *data, size_t len)
 
 int session_io_flush(struct session_io *s, struct sl_buf *b)
 {
-	int rc = session_io_send(s, sl_buf_head(b), sl_buf_avail(b));
+	int rc;
+
+	if (!s->tls)
+		return conn_send_buf(s->conn, b);
+	rc = session_io_send(s, sl_buf_head(b), sl_buf_avail(b));
 
 	sl_buf_reset(b);
 	return rc;

@@ -237,6 +237,13 @@ static int write_body(struct smtp_client *c)
 				return rc;
 			run = p; /* the dot goes out twice */
 		}
+		/* The common case first, with libc's vectorised memchr: the
+		 * line's LF is preceded by its only CR. */
+		q = memchr(p, '\n', (size_t)(end - p));
+		if (q && q > p && q[-1] == '\r' && !memchr(p, '\r', (size_t)(q - 1 - p))) {
+			p = q + 1; /* a proper line: part of the run */
+			continue;
+		}
 		q = find_cr_or_lf(p, end);
 		if (q + 1 < end && q[0] == '\r' && q[1] == '\n') {
 			p = q + 2; /* a proper line: part of the run */

@@ -338,13 +338,17 @@ static int apply_op(struct spool *sp, MDB_txn *txn, struct spool_op *op, int *md
 			return -EEXIST;
 		if (rc)
 			goto mdb_fail;
-		rec_encode(v.mv_data, m, op->body_len);
+		rec_encode(v.mv_data, m, op->head_len + op->body_len);
 		*bytes += v.mv_size;
-		v.mv_size = op->body_len;
-		v.mv_data = (void *)op->body;
-		if ((rc = mdb_put(txn, sp->db_body, &k, &v, 0)))
+		v.mv_size = op->head_len + op->body_len;
+		v.mv_data = NULL;
+		if ((rc = mdb_put(txn, sp->db_body, &k, &v, MDB_RESERVE)))
 			goto mdb_fail;
-		*bytes += op->body_len;
+		if (op->head_len)
+			memcpy(v.mv_data, op->head, op->head_len);
+		if (op->body_len)
+			memcpy((char *)v.mv_data + op->head_len, op->body, op->body_len);
+		*bytes += v.mv_size;
 		return 0;
 
 	case SPOOL_OP_UPDATE: {
@@ -831,7 +835,9 @@ static bool op_valid(const struct spool_op *op)
 		return false;
 	switch (op->kind) {
 	case SPOOL_OP_PUT:
-		if ((op->body_len && !op->body) || (m->n_rcpts && !m->rcpts) || rec_size(m) == 0)
+		if ((op->body_len && !op->body) || (op->head_len && !op->head) ||
+		    op->head_len > SIZE_MAX - op->body_len || (m->n_rcpts && !m->rcpts) ||
+		    rec_size(m) == 0)
 			return false;
 		break;
 	case SPOOL_OP_UPDATE:

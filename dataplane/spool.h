@@ -21,7 +21,7 @@
  * message be acknowledged.
  *
  * Ownership: the caller owns each op and everything it points to (msg,
- * strings, recipients, body) and keeps them alive and unchanged from
+ * strings, recipients, head, body) and keeps them alive and unchanged from
  * spool_submit() until spool_reap() returns the op. The spool copies
  * nothing at submit time.
  *
@@ -84,7 +84,7 @@ struct spool_msg {
 	char *mail_from;      /* envelope sender, "" for the null sender */
 	char *message_id;     /* Message-ID header value, for logs; "" if none */
 	uint64_t received_ms; /* wall clock at acceptance */
-	uint64_t body_len;    /* on PUT the spool stores op->body_len here */
+	uint64_t body_len;    /* on PUT the spool stores op->head_len + body_len here */
 	uint32_t flags;       /* SPOOL_F_* */
 	struct spool_rcpt *rcpts;
 	uint32_t n_rcpts;
@@ -115,8 +115,13 @@ enum spool_op_kind {
 struct spool_op {
 	enum spool_op_kind kind;
 	const struct spool_msg *msg;
-	const void *body;  /* PUT only */
-	size_t body_len;   /* PUT only */
+	/* PUT only: the stored message is head (may be NULL / 0) followed by
+	 * body, so a caller that prepends header fields needs no copy of the
+	 * body to do so. */
+	const void *head;
+	size_t head_len;
+	const void *body;
+	size_t body_len;
 	void *ctx;         /* the caller's */
 	int result;        /* set by the writer: 0, or negative error */
 	struct spool_op *next; /* internal */

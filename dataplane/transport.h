@@ -12,7 +12,9 @@
  * conn_close() may be called at any time, also from inside a callback; after
  * it returns, no callback for that conn runs again and the pointer is dead.
  * Data handed to on_recv is valid only during the call. conn_send() copies
- * the bytes into the conn's output queue and returns 0 or -ENOMEM.
+ * the bytes into the conn's output queue and returns 0 or -ENOMEM;
+ * conn_send_buf() sends a whole sl_buf and may take its storage instead
+ * of copying (a large message body goes out without one more copy).
  */
 #ifndef SL_TRANSPORT_H
 #define SL_TRANSPORT_H
@@ -20,6 +22,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
+
+#include "buf.h"
 
 struct conn;
 struct transport;
@@ -43,6 +47,9 @@ struct transport_ops {
 		       const struct sockaddr *dst, socklen_t dst_len, uint64_t timeout_ms,
 		       const struct conn_handler *h, void *ctx, struct conn **out);
 	int (*send)(struct conn *c, const void *data, size_t len);
+	/* Like send of b's bytes, leaving b empty; may swap storage with b.
+	 * NULL: conn_send_buf() copies with send. */
+	int (*send_buf)(struct conn *c, struct sl_buf *b);
 	void (*close)(struct conn *c);
 	/* Bytes queued but not yet handed to the network. */
 	size_t (*pending)(const struct conn *c);
@@ -68,6 +75,19 @@ static inline int transport_connect(struct transport *t, const struct sockaddr *
 static inline int conn_send(struct conn *c, const void *data, size_t len)
 {
 	return c->t->ops->send(c, data, len);
+}
+
+/* Send every byte of b and leave b empty (its storage may be exchanged
+ * for the conn's). 0 or -ENOMEM / -EPIPE as conn_send. */
+static inline int conn_send_buf(struct conn *c, struct sl_buf *b)
+{
+	int rc;
+
+	if (c->t->ops->send_buf)
+		return c->t->ops->send_buf(c, b);
+	rc = sl_buf_avail(b) ? c->t->ops->send(c, sl_buf_head(b), sl_buf_avail(b)) : 0;
+	sl_buf_reset(b);
+	return rc;
 }
 
 static inline void conn_close(struct conn *c)

@@ -273,6 +273,26 @@ static int uring_send(struct conn *base, const void *data, size_t len)
 	return 0;
 }
 
+static int uring_send_buf(struct conn *base, struct sl_buf *b)
+{
+	struct uconn *c = (struct uconn *)base;
+	struct sl_buf tmp;
+	int rc = 0;
+
+	if (c->closed || c->failed)
+		rc = -EPIPE;
+	else if (sl_buf_avail(&c->out) == 0) { /* take b's bytes as they are */
+		tmp = c->out;
+		c->out = *b;
+		*b = tmp;
+		arm_send(c);
+	} else if (sl_buf_avail(b)) {
+		rc = uring_send(base, sl_buf_head(b), sl_buf_avail(b));
+	}
+	sl_buf_reset(b);
+	return rc;
+}
+
 static size_t uring_pending(const struct conn *base)
 {
 	const struct uconn *c = (const struct uconn *)base;
@@ -301,6 +321,7 @@ static const struct transport_ops uring_ops = {
 	.name = "uring",
 	.connect = uring_connect,
 	.send = uring_send,
+	.send_buf = uring_send_buf,
 	.close = uring_close,
 	.pending = uring_pending,
 };

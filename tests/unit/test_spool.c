@@ -234,6 +234,45 @@ static void test_roundtrip(void **state)
 	free(s);
 }
 
+/* A PUT stores head followed by body; either may be empty. */
+static void test_head_body(void **state)
+{
+	const char *dir = *state;
+	const char *heads[3] = { "Received: by test\r\n", "H: only\r\n\r\n", "" };
+	const char *bodies[3] = { "Subject: s\r\n\r\nbody\r\n", "", "Subject: b\r\n\r\n" };
+	struct spool *sp;
+	struct tmsg t[3];
+	struct sl_buf b = { 0 };
+	struct seen *s = calloc(1, sizeof *s);
+
+	assert_non_null(s);
+	assert_int_equal(spool_open(dir, MAP_SIZE, false, 0, &sp), 0);
+	for (int i = 0; i < 3; i++) {
+		struct spool_op op = { .kind = SPOOL_OP_PUT, .msg = &t[i].m, .head = heads[i],
+				       .head_len = strlen(heads[i]), .body = bodies[i],
+				       .body_len = strlen(bodies[i]) };
+
+		tmsg_init(&t[i], spool_next_id(sp), 1);
+		assert_int_equal(submit_wait(sp, &op), 0);
+	}
+	for (int i = 0; i < 3; i++) {
+		size_t hl = strlen(heads[i]), bl = strlen(bodies[i]);
+
+		sl_buf_reset(&b);
+		assert_int_equal(spool_read_body(sp, t[i].m.id, &b), 0);
+		assert_int_equal(b.len, hl + bl);
+		assert_memory_equal(b.data ? b.data : "", heads[i], hl);
+		assert_memory_equal(b.data ? b.data + hl : "", bodies[i], bl);
+	}
+	assert_int_equal(spool_scan(sp, collect, s), 0);
+	assert_int_equal(s->n, 3);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(s->t[i].m.body_len, strlen(heads[i]) + strlen(bodies[i]));
+	spool_close(sp);
+	sl_buf_free(&b);
+	free(s);
+}
+
 static void test_update(void **state)
 {
 	const char *dir = *state;
@@ -336,6 +375,8 @@ static void test_put_errors(void **state)
 	op = (struct spool_op){ .kind = SPOOL_OP_PUT, .msg = NULL };
 	assert_int_equal(spool_submit(sp, &op), -EINVAL);
 	op = (struct spool_op){ .kind = SPOOL_OP_PUT, .msg = &t.m, .body = NULL, .body_len = 5 };
+	assert_int_equal(spool_submit(sp, &op), -EINVAL);
+	op = (struct spool_op){ .kind = SPOOL_OP_PUT, .msg = &t.m, .head = NULL, .head_len = 5 };
 	assert_int_equal(spool_submit(sp, &op), -EINVAL);
 	t.m.rcpts = NULL;
 	op = (struct spool_op){ .kind = SPOOL_OP_PUT, .msg = &t.m };
@@ -816,6 +857,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_roundtrip, dir_setup, dir_teardown),
+		cmocka_unit_test_setup_teardown(test_head_body, dir_setup, dir_teardown),
 		cmocka_unit_test_setup_teardown(test_update, dir_setup, dir_teardown),
 		cmocka_unit_test_setup_teardown(test_delete, dir_setup, dir_teardown),
 		cmocka_unit_test_setup_teardown(test_put_errors, dir_setup, dir_teardown),
