@@ -1464,6 +1464,22 @@ static int meta_next_id(struct store *st, MDB_txn *txn, uint64_t *id)
 	return mdb_to_err(mdb_put(txn, st->db_meta, &k, &v, 0));
 }
 
+/* The configuration set stored under key k, or a new one (a fresh id,
+ * created now) when there is none. 0 or a negative error. */
+static int cfgset_read_or_new(struct store *st, MDB_txn *txn, MDB_val *k, struct store_cfgset *c)
+{
+	MDB_val v;
+	int rc = mdb_get(txn, st->db_cfgsets, k, &v);
+
+	if (rc == 0)
+		return store_cfgset_decode(v.mv_data, v.mv_size, c);
+	if (rc != MDB_NOTFOUND)
+		return mdb_to_err(rc);
+	rc = meta_next_id(st, txn, &c->id);
+	c->created_ms = wall_ms();
+	return rc;
+}
+
 int store_cfgset_put(struct store *st, struct store_cfgset *c, const char *actor)
 {
 	struct store_cfgset cur = { 0 };
@@ -1493,18 +1509,8 @@ int store_cfgset_put(struct store *st, struct store_cfgset *c, const char *actor
 		return rc;
 	if ((rc = tenant_read(st, txn, c->tenant, &t)) < 0)
 		goto fail;
-	rc = mdb_get(txn, st->db_cfgsets, &k, &v);
-	if (rc == 0) {
-		if ((rc = store_cfgset_decode(v.mv_data, v.mv_size, &cur)) < 0)
-			goto fail;
-	} else if (rc == MDB_NOTFOUND) {
-		if ((rc = meta_next_id(st, txn, &cur.id)) < 0)
-			goto fail;
-		cur.created_ms = wall_ms();
-	} else {
-		rc = mdb_to_err(rc);
+	if ((rc = cfgset_read_or_new(st, txn, &k, &cur)) < 0)
 		goto fail;
-	}
 	c->id = cur.id;
 	c->created_ms = cur.created_ms;
 	c->updated_ms = wall_ms();
@@ -1550,18 +1556,8 @@ int store_cfgset_set_paused(struct store *st, const char *tenant, const char *do
 		return rc;
 	if ((rc = tenant_read(st, txn, tenant, &t)) < 0)
 		goto fail;
-	rc = mdb_get(txn, st->db_cfgsets, &k, &v);
-	if (rc == 0) {
-		if ((rc = store_cfgset_decode(v.mv_data, v.mv_size, &c)) < 0)
-			goto fail;
-	} else if (rc == MDB_NOTFOUND) {
-		if ((rc = meta_next_id(st, txn, &c.id)) < 0)
-			goto fail;
-		c.created_ms = wall_ms();
-	} else {
-		rc = mdb_to_err(rc);
+	if ((rc = cfgset_read_or_new(st, txn, &k, &c)) < 0)
 		goto fail;
-	}
 	if (((c.flags & STORE_CFGSET_PAUSED) != 0) == paused) {
 		mdb_txn_abort(txn);
 		return 1;

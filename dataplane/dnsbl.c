@@ -100,10 +100,7 @@ static void on_answer(void *ctx, int err, const struct mx_result *res)
 		goto out;
 	}
 	if (!err)
-		for (size_t i = 0; i < res->hosts[0].n_addrs && n < RESOLVER_MAX_ADDRS; i++)
-			if (res->hosts[0].addrs[i].ss_family == AF_INET)
-				a4[n++] = ntohl(((const struct sockaddr_in *)&res->hosts[0].addrs[i])
-							->sin_addr.s_addr);
+		n = resolver_host_ipv4s(&res->hosts[0], a4, RESOLVER_MAX_ADDRS);
 	v = link_dns_verdict(a4, n, code, sizeof code);
 	if (v == LINK_DNS_ERROR) {
 		snprintf(x->why, sizeof x->why, "%s: answer is not a listing (refused?), state kept",

@@ -837,6 +837,24 @@ int resolver_process(struct resolver *r)
 	return rc == UB_NOERROR ? 0 : -EPIPE;
 }
 
+/* Start lk's one query (lk->mxq, its qtype set) for name; on failure lk is
+ * gone. */
+static int lookup_start_one(struct resolver *r, struct lookup *lk, const char *name,
+			    uint64_t *handle_out)
+{
+	int rc;
+
+	memcpy(lk->domain, name, sizeof lk->domain);
+	rc = query_start(r, &lk->mxq, lk->domain);
+	if (rc) {
+		lookup_abort(lk);
+		return rc;
+	}
+	if (handle_out)
+		*handle_out = lk->handle;
+	return 0;
+}
+
 int resolver_lookup_mx(struct resolver *r, const char *domain, resolver_mx_cb cb,
 		       void *ctx, uint64_t *handle_out)
 {
@@ -852,15 +870,7 @@ int resolver_lookup_mx(struct resolver *r, const char *domain, resolver_mx_cb cb
 	lk = lookup_new(r, cb, ctx);
 	if (!lk)
 		return -ENOMEM;
-	memcpy(lk->domain, name, sizeof(name));
-	rc = query_start(r, &lk->mxq, lk->domain);
-	if (rc) {
-		lookup_abort(lk);
-		return rc;
-	}
-	if (handle_out)
-		*handle_out = lk->handle;
-	return 0;
+	return lookup_start_one(r, lk, name, handle_out);
 }
 
 int resolver_lookup_host(struct resolver *r, const char *host, resolver_mx_cb cb,
@@ -909,7 +919,6 @@ int resolver_lookup_ptr(struct resolver *r, const struct sockaddr *addr, resolve
 	struct lookup *lk;
 	char name[NAME_LEN_MAX + 1];
 	size_t o = 0;
-	int rc;
 
 	if (r->dead)
 		return -ESHUTDOWN;
@@ -936,15 +945,7 @@ int resolver_lookup_ptr(struct resolver *r, const struct sockaddr *addr, resolve
 		return -ENOMEM;
 	lk->ptr_cb = cb;
 	lk->mxq.qtype = QTYPE_PTR;
-	memcpy(lk->domain, name, sizeof name);
-	rc = query_start(r, &lk->mxq, lk->domain);
-	if (rc) {
-		lookup_abort(lk);
-		return rc;
-	}
-	if (handle_out)
-		*handle_out = lk->handle;
-	return 0;
+	return lookup_start_one(r, lk, name, handle_out);
 }
 
 int resolver_lookup_txt(struct resolver *r, const char *name, resolver_txt_cb cb, void *ctx,
@@ -964,15 +965,17 @@ int resolver_lookup_txt(struct resolver *r, const char *name, resolver_txt_cb cb
 		return -ENOMEM;
 	lk->txt_cb = cb;
 	lk->mxq.qtype = QTYPE_TXT;
-	memcpy(lk->domain, norm, sizeof norm);
-	rc = query_start(r, &lk->mxq, lk->domain);
-	if (rc) {
-		lookup_abort(lk);
-		return rc;
-	}
-	if (handle_out)
-		*handle_out = lk->handle;
-	return 0;
+	return lookup_start_one(r, lk, norm, handle_out);
+}
+
+size_t resolver_host_ipv4s(const struct mx_host *h, uint32_t *out, size_t max)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < h->n_addrs && n < max; i++)
+		if (h->addrs[i].ss_family == AF_INET)
+			out[n++] = ntohl(((const struct sockaddr_in *)&h->addrs[i])->sin_addr.s_addr);
+	return n;
 }
 
 void resolver_cancel(struct resolver *r, uint64_t handle)

@@ -110,6 +110,10 @@ struct mx_result {
 	enum resolver_sec mx_sec; /* the MX answer's status; INSECURE for lookup_host */
 };
 
+/* h's IPv4 addresses, host byte order, into out (at most max): how many.
+ * (DNS blocklists answer in A records: link_check.h, dnsbl.h.) */
+size_t resolver_host_ipv4s(const struct mx_host *h, uint32_t *out, size_t max);
+
 /* err 0 and res, or err < 0 and res NULL. res and everything it points to
  * is owned by the resolver and valid only during the callback. */
 typedef void (*resolver_mx_cb)(void *ctx, int err, const struct mx_result *res);
