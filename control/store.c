@@ -1480,16 +1480,31 @@ static int cfgset_read_or_new(struct store *st, MDB_txn *txn, MDB_val *k, struct
 	return rc;
 }
 
+/* Store c under key k (as tenant_write does for tenants). */
+static int cfgset_write(struct store *st, MDB_txn *txn, MDB_val *k, const struct store_cfgset *c)
+{
+	struct sl_buf rec = { 0 };
+	MDB_val v;
+	int rc;
+
+	if ((rc = store_cfgset_encode(c, &rec)) == 0) {
+		v.mv_size = sl_buf_avail(&rec);
+		v.mv_data = sl_buf_head(&rec);
+		rc = mdb_to_err(mdb_put(txn, st->db_cfgsets, k, &v, 0));
+	}
+	sl_buf_free(&rec);
+	return rc;
+}
+
 int store_cfgset_put(struct store *st, struct store_cfgset *c, const char *actor)
 {
 	struct store_cfgset cur = { 0 };
 	struct store_tenant t;
 	struct store_audit e;
-	struct sl_buf rec = { 0 };
 	char domain[STORE_DOMAIN_MAX + 1];
 	uint8_t kb[CFGSET_KEY_MAX];
 	MDB_txn *txn;
-	MDB_val k, v;
+	MDB_val k;
 	int rc;
 
 	if (!st || !c || !valid_name(c->tenant) || c->stream >= STORE_STREAMS ||
@@ -1514,17 +1529,10 @@ int store_cfgset_put(struct store *st, struct store_cfgset *c, const char *actor
 	c->id = cur.id;
 	c->created_ms = cur.created_ms;
 	c->updated_ms = wall_ms();
-	if ((rc = store_cfgset_encode(c, &rec)) < 0)
+	if ((rc = cfgset_write(st, txn, &k, c)) < 0 || (rc = audit_put(st, txn, &e)) < 0)
 		goto fail;
-	v.mv_size = sl_buf_avail(&rec);
-	v.mv_data = sl_buf_head(&rec);
-	if ((rc = mdb_to_err(mdb_put(txn, st->db_cfgsets, &k, &v, 0))) < 0 ||
-	    (rc = audit_put(st, txn, &e)) < 0)
-		goto fail;
-	sl_buf_free(&rec);
 	return txn_commit(txn);
 fail:
-	sl_buf_free(&rec);
 	mdb_txn_abort(txn);
 	return rc;
 }
@@ -1535,11 +1543,10 @@ int store_cfgset_set_paused(struct store *st, const char *tenant, const char *do
 	struct store_cfgset c = { 0 };
 	struct store_tenant t;
 	struct store_audit e;
-	struct sl_buf rec = { 0 };
 	char dom[STORE_DOMAIN_MAX + 1];
 	uint8_t kb[CFGSET_KEY_MAX];
 	MDB_txn *txn;
-	MDB_val k, v;
+	MDB_val k;
 	int rc;
 
 	if (!st || !tenant || !domain || !valid_name(tenant) || stream >= STORE_STREAMS ||
@@ -1567,17 +1574,10 @@ int store_cfgset_set_paused(struct store *st, const char *tenant, const char *do
 	c.stream = stream;
 	c.flags = paused ? c.flags | STORE_CFGSET_PAUSED : c.flags & ~STORE_CFGSET_PAUSED;
 	c.updated_ms = wall_ms();
-	if ((rc = store_cfgset_encode(&c, &rec)) < 0)
+	if ((rc = cfgset_write(st, txn, &k, &c)) < 0 || (rc = audit_put(st, txn, &e)) < 0)
 		goto fail;
-	v.mv_size = sl_buf_avail(&rec);
-	v.mv_data = sl_buf_head(&rec);
-	if ((rc = mdb_to_err(mdb_put(txn, st->db_cfgsets, &k, &v, 0))) < 0 ||
-	    (rc = audit_put(st, txn, &e)) < 0)
-		goto fail;
-	sl_buf_free(&rec);
 	return txn_commit(txn);
 fail:
-	sl_buf_free(&rec);
 	mdb_txn_abort(txn);
 	return rc;
 }
