@@ -36,34 +36,7 @@
 #include "net_shard.h"
 #include "transport_dpdk.h"
 
-struct probe {
-	int connect_err;
-	bool connected;
-};
-
-static void on_connect(void *ctx, int err)
-{
-	struct probe *p = ctx;
-
-	p->connected = true;
-	p->connect_err = err;
-}
-
-static void on_recv(void *ctx, const char *data, size_t len)
-{
-	(void)ctx;
-	(void)data;
-	(void)len;
-	fail_msg("no peer, so nothing can arrive");
-}
-
-static void on_error(void *ctx, int err)
-{
-	(void)ctx;
-	fail_msg("on_error(%d) before the handshake", err);
-}
-
-static const struct conn_handler handler = { on_connect, on_recv, on_error, NULL };
+#include "test_dpdk_probe.h"
 
 /* No gateway: once its gratuitous ARPs are out, worker 0 sends nothing, so
  * the test may put frames on queue 0's ring (single producer) safely. */
